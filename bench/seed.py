@@ -1,0 +1,125 @@
+"""Bulk seeding for the benchmarks, through the app's own tables (SQLite or PostgreSQL)."""
+
+import hashlib
+import hmac
+import json
+import secrets
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+from decimal import Decimal
+from pathlib import Path
+
+from sqlalchemy import create_engine, insert, text
+
+from persistence.models import ApiToken, Cart, CartItem, Payment, Service, User
+
+PRICE = Decimal("2500.00")
+
+
+@dataclass
+class Seeded:
+    token: str
+    files: dict[str, Path]
+    counts: dict[str, int]
+
+
+def bench_txn(n: int) -> str:
+    """Predictable ids for seeded payments (pgbench derives them from a sequence)."""
+    return f"TXNB{n:011d}"
+
+
+def _rows(n, make):
+    return [make(i) for i in range(n)]
+
+
+def seed(url: str, out_dir: Path, *, gateway_secret: str, confirm_slices: dict[str, int], create_carts: int,
+         delete_carts: int, pgbench_payments: int = 0, stale_payments: int = 0, timeout_minutes: float = 30,
+         batch: int = 5000) -> Seeded:
+    """Seed one user, one service, carts with items and slots, and PENDING payments; write request files."""
+    engine = create_engine(url)
+    now = datetime.now(UTC)
+    user_id, service_id, token = str(uuid.uuid4()), str(uuid.uuid4()), secrets.token_urlsafe(32)
+    slot_date, slot_time = date.today() + timedelta(days=30), time(10, 30)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    files: dict[str, Path] = {}
+    counter = iter(range(1, 10**9))
+
+    def cart_rows(n: int) -> list[dict]:
+        return [dict(id=str(uuid.uuid4()), user_id=user_id, status="ACTIVE", selected_date=slot_date,
+                     selected_time=slot_time, created_at=now, updated_at=now) for _ in range(n)]
+
+    def item_rows(carts):
+        return [dict(id=str(uuid.uuid4()), cart_id=c["id"], service_id=service_id, quantity=1, unit_price=PRICE,
+                     created_at=now) for c in carts]
+
+    def payment_rows(carts, created_at, numbered=False):
+        rows = []
+        for c in carts:
+            n = next(counter)
+            rows.append(dict(transaction_id=bench_txn(n) if numbered else "TXN" + secrets.token_hex(6).upper(),
+                             cart_id=c["id"], user_id=user_id, status="PENDING", amount=PRICE, currency="INR",
+                             provider_order_id=f"order_{'pgb' if numbered else 'bench'}_{n}", created_at=created_at, updated_at=created_at))
+        return rows
+
+    def put(conn, model, rows):
+        for start in range(0, len(rows), batch):
+            conn.execute(insert(model), rows[start:start + batch])
+
+    with engine.begin() as conn:
+        conn.execute(insert(User), [dict(id=user_id, email=f"bench-{user_id}@example.com", password_hash="!",
+                                          is_admin=False, created_at=now)])
+        conn.execute(insert(ApiToken), [dict(token_hash=hashlib.sha256(token.encode()).hexdigest(),
+                                              user_id=user_id, created_at=now)])
+        conn.execute(insert(Service), [dict(id=service_id, name="Bench", price=PRICE, duration_minutes=60,
+                                             created_at=now)])
+        counts = {}
+        for name, n in confirm_slices.items():
+            carts = cart_rows(n)
+            payments = payment_rows(carts, now)
+            for model, rows in ((Cart, carts), (CartItem, item_rows(carts)), (Payment, payments)):
+                put(conn, model, rows)
+            files[name] = _write(out_dir / f"{name}.tsv", (
+                f"POST\t/api/payments/{p['transaction_id']}/confirm/\t" + json.dumps(
+                    {"provider_payment_id": f"pay_{p['provider_order_id']}",
+                     "signature": _sign(gateway_secret, p["provider_order_id"], f"pay_{p['provider_order_id']}")})
+                for p in payments))
+            counts[name] = n
+        creatable = cart_rows(create_carts)
+        put(conn, Cart, creatable)
+        put(conn, CartItem, item_rows(creatable))
+        files["create"] = _write(out_dir / "create.tsv",
+                                 (f"POST\t/api/payments/\t{json.dumps({'cart_id': c['id']})}" for c in creatable))
+        blocked = cart_rows(delete_carts)
+        put(conn, Cart, blocked)
+        put(conn, CartItem, item_rows(blocked))
+        put(conn, Payment, payment_rows(blocked, now))
+        files["deletion_status"] = _write(out_dir / "deletion_status.tsv",
+                                          (f"GET\t/api/cart/carts/{c['id']}/deletion_status/" for c in blocked))
+        files["delete"] = _write(out_dir / "delete.tsv", (f"DELETE\t/api/cart/carts/{c['id']}/" for c in blocked))
+        files["baseline"] = _write(out_dir / "baseline.tsv", ["GET\t/bench/baseline"])
+        if pgbench_payments:
+            carts = cart_rows(pgbench_payments)
+            put(conn, Cart, carts)
+            put(conn, CartItem, item_rows(carts))
+            counter = iter(range(1, 10**9))
+            put(conn, Payment, payment_rows(carts, now, numbered=True))
+        if stale_payments:
+            carts = cart_rows(stale_payments)
+            put(conn, Cart, carts)
+            put(conn, Payment, payment_rows(carts, now - timedelta(minutes=timeout_minutes + 5)))
+        counts.update(create=create_carts, delete=delete_carts, pgbench=pgbench_payments, stale=stale_payments)
+    if engine.dialect.name == "postgresql":
+        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            conn.execute(text("ANALYZE"))
+    engine.dispose()
+    return Seeded(token, files, counts)
+
+
+def _sign(secret: str, order_id: str, payment_id: str) -> str:
+    return hmac.new(secret.encode(), f"{order_id}|{payment_id}".encode(), hashlib.sha256).hexdigest()
+
+
+def _write(path: Path, lines) -> Path:
+    path.write_text("\n".join(lines) + "\n")
+    return path

@@ -1,0 +1,90 @@
+"""The sweep at scale: cancel N stale payments with the real sweep (history rows included),
+report payments/s and the longest batch, and confirm p99 with and without a sweep running.
+
+    python -m bench.sweep --payments 100000 --payments 1000000
+"""
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from bench.run import BIN, ROOT, SECRET, Database, Server, run_wrk
+from bench.seed import seed
+
+SWEEP_SCRIPT = """
+import json, sys, time
+from web import create_app
+from persistence.sweep import sweep
+app = create_app({"SCHEDULER_ENABLED": False})
+with app.app_context():
+    result = sweep(now=app.config["CLOCK"](), timeout_minutes=app.config["PAYMENT_TIMEOUT_MINUTES"])
+print("SWEEP " + json.dumps({"cancelled": len(result.cancelled), "batches": result.batches,
+                              "seconds": result.duration_s, "longest_batch_ms": result.longest_batch_s * 1000}))
+"""
+
+
+def run_sweep(url: str, log: Path) -> tuple[subprocess.Popen, Path]:
+    env = {**os.environ, "DATABASE_URL": url, "SCHEDULER_ENABLED": "false"}
+    out = log.open("w")
+    return subprocess.Popen([str(BIN / "python"), "-c", SWEEP_SCRIPT], cwd=ROOT, env=env, stdout=out,
+                            stderr=subprocess.STDOUT), log
+
+
+def sweep_result(log: Path) -> dict:
+    for line in log.read_text().splitlines():
+        if line.startswith("SWEEP "):
+            return json.loads(line[6:])
+    sys.exit(f"the sweep did not report; see {log}")
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--payments", type=int, action="append", help="stale payments to seed (repeatable)")
+    parser.add_argument("--seconds", type=int, default=10, help="length of each confirm measurement")
+    parser.add_argument("--workers", type=int, default=4)
+    args = parser.parse_args(argv)
+    sizes = args.payments or [100_000]
+    rows = []
+    for size in sizes:
+        workdir = Path(tempfile.mkdtemp(prefix="bench-sweep-"))
+        db = Database(False, workdir)
+        server = None
+        try:
+            env = {**os.environ, "DATABASE_URL": db.url, "SCHEDULER_ENABLED": "false"}
+            subprocess.run([str(BIN / "flask"), "--app", "web", "init-db"], cwd=ROOT, env=env, check=True,
+                           capture_output=True)
+            confirms = 1500 * args.seconds * 3
+            seeded = seed(db.url, workdir, gateway_secret=SECRET,
+                          confirm_slices={"confirm_quiet": confirms, "confirm_during": confirms},
+                          create_carts=0, delete_carts=0, stale_payments=size)
+            server = Server(db.url, args.workers, workdir / "gunicorn.log")
+            quiet = run_wrk(server.base, seeded.files["confirm_quiet"], 8, args.seconds, 200, seeded.token)
+            sweeper, log = run_sweep(db.url, workdir / "sweep.log")
+            time.sleep(1)  # let the sweep get going before measuring under it
+            during = run_wrk(server.base, seeded.files["confirm_during"], 8, args.seconds, 200, seeded.token)
+            still_sweeping = sweeper.poll() is None
+            sweeper.wait(timeout=3600)
+            result = sweep_result(log)
+            rows.append((size, result, quiet, during, still_sweeping))
+        finally:
+            if server is not None:
+                server.stop()
+            db.drop()
+    print("\n| stale payments | sweep s | payments/s | batches | longest batch ms | confirm p99 quiet ms "
+          "| confirm p99 during sweep ms | ratio |")
+    print("|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for size, r, quiet, during, overlapped in rows:
+        note = "" if overlapped else " (sweep ended before the measurement did)"
+        print(f"| {size:,} | {r['seconds']:.1f} | {r['cancelled'] / r['seconds']:,.0f} | {r['batches']} | "
+              f"{r['longest_batch_ms']:.1f} | {quiet['p99_us'] / 1000:.2f} | {during['p99_us'] / 1000:.2f} | "
+              f"{during['p99_us'] / quiet['p99_us']:.2f}{note} |")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Models, schema migrations, the transition writer and the queries."""

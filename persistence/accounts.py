@@ -1,0 +1,89 @@
+"""Users and their bearer tokens."""
+
+import hashlib
+import secrets
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from werkzeug.security import check_password_hash, generate_password_hash
+
+from persistence import login_throttle
+from persistence.db import db
+from persistence.errors import BadCredentials, Conflict
+from persistence.models import ApiToken, User
+
+# Checked against when the email is unknown, so both failures cost the same time.
+_DUMMY_HASH = generate_password_hash("not-a-real-password")
+
+
+def normalise_email(email: str) -> str:
+    return email.strip().lower()
+
+
+def _token_digest(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+DEFAULT_HASH_METHOD = "scrypt"
+
+
+def create_user(email: str, password: str, *, now: datetime, is_admin: bool = False,
+                hash_method: str = DEFAULT_HASH_METHOD) -> User:
+    """Create a user; a taken email is a Conflict."""
+    user = User(id=str(uuid.uuid4()), email=normalise_email(email),
+                password_hash=generate_password_hash(password, method=hash_method), is_admin=is_admin,
+                created_at=now)
+    db.session.add(user)
+    try:
+        db.session.flush()
+    except IntegrityError:
+        db.session.rollback()
+        raise Conflict("email_taken", "An account with this email already exists.") from None
+    return user
+
+
+def issue_token(user: User, *, now: datetime) -> str:
+    """Add a new bearer token for `user` to the session and return it; only its hash is kept."""
+    token = secrets.token_urlsafe(32)
+    db.session.add(ApiToken(token_hash=_token_digest(token), user_id=user.id, created_at=now))
+    return token
+
+
+def register(email: str, password: str, *, now: datetime,
+             hash_method: str = DEFAULT_HASH_METHOD) -> tuple[User, str]:
+    user = create_user(email, password, now=now, hash_method=hash_method)
+    token = issue_token(user, now=now)
+    db.session.commit()
+    return user, token
+
+
+@dataclass(frozen=True)
+class LoginLimits:
+    per_email: int = 5
+    per_address: int = 50
+    window: timedelta = timedelta(minutes=15)
+
+
+def log_in(email: str, password: str, *, address: str, now: datetime, limits: LoginLimits) -> str:
+    """A new token for good credentials; failures are counted per email and per address."""
+    email_key, address_key = f"email:{normalise_email(email)}", f"addr:{address}"
+    login_throttle.check([login_throttle.Limit(email_key, limits.per_email),
+                          login_throttle.Limit(address_key, limits.per_address)], now=now, window=limits.window)
+    user = db.session.scalar(select(User).where(User.email == normalise_email(email)))
+    if not check_password_hash(user.password_hash if user else _DUMMY_HASH, password) or user is None:
+        login_throttle.record_failure([email_key, address_key], now=now, window=limits.window)
+        db.session.commit()
+        raise BadCredentials()
+    login_throttle.forget(email_key)
+    token = issue_token(user, now=now)
+    db.session.commit()
+    return token
+
+
+def user_for_token(token: str) -> User | None:
+    return db.session.scalar(
+        select(User).join(ApiToken, ApiToken.user_id == User.id).where(ApiToken.token_hash == _token_digest(token))
+    )

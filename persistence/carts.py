@@ -1,0 +1,164 @@
+"""Carts, their items and their slot.
+
+Lock order, everywhere a cart and its payments are both touched: the cart row
+first, then its payments. Editing a cart, starting a payment, confirming one
+and deleting a cart all take the cart row lock, so they serialise per cart
+and never deadlock one another.
+"""
+
+import uuid
+from dataclasses import dataclass
+from datetime import date, datetime, time
+from decimal import Decimal
+
+from sqlalchemy import exists, func, select
+
+from machines import OPEN_PAYMENT_STATES, CartStatus
+from persistence.db import db
+from persistence.errors import Conflict, InvalidFields, NotFound
+from persistence.models import Cart, CartItem, Payment, Service
+
+MAX_QUANTITY = 99
+_OPEN = [state.value for state in OPEN_PAYMENT_STATES]
+
+
+@dataclass(frozen=True)
+class ItemView:
+    item_id: str
+    service_id: str
+    name: str
+    quantity: int
+    unit_price: Decimal
+
+    @property
+    def line_total(self) -> Decimal:
+        return self.unit_price * self.quantity
+
+
+@dataclass(frozen=True)
+class CartView:
+    cart: Cart
+    items: list[ItemView]
+
+    @property
+    def total(self) -> Decimal:
+        return sum((item.line_total for item in self.items), Decimal("0.00"))
+
+
+def items_of(cart_ids: list[str]) -> dict[str, list[ItemView]]:
+    """The items of several carts in one query, in the order they were added."""
+    rows = db.session.execute(
+        select(CartItem.cart_id, CartItem.id, CartItem.service_id, Service.name, CartItem.quantity,
+               CartItem.unit_price)
+        .join(Service, Service.id == CartItem.service_id)
+        .where(CartItem.cart_id.in_(cart_ids))
+        .order_by(CartItem.created_at, CartItem.id)
+    )
+    by_cart: dict[str, list[ItemView]] = {cart_id: [] for cart_id in cart_ids}
+    for row in rows:
+        by_cart[row.cart_id].append(ItemView(row.id, row.service_id, row.name, row.quantity, row.unit_price))
+    return by_cart
+
+
+def view(cart: Cart) -> CartView:
+    return CartView(cart, items_of([cart.id])[cart.id])
+
+
+def find_cart(user_id: str, cart_id: str, *, for_update: bool = False) -> Cart:
+    """The caller's cart, or NotFound (also for another user's cart)."""
+    query = select(Cart).where(Cart.id == cart_id, Cart.user_id == user_id)
+    if for_update:
+        query = query.with_for_update()
+    cart = db.session.scalar(query)
+    if cart is None:
+        raise NotFound("cart")
+    return cart
+
+
+def has_open_payment(cart_id: str):
+    return exists().where(Payment.cart_id == cart_id, Payment.status.in_(_OPEN))
+
+
+def lock_editable_cart(user_id: str, cart_id: str) -> Cart:
+    """Lock the caller's cart for a change of items or slot, or say why it cannot change."""
+    cart = find_cart(user_id, cart_id, for_update=True)
+    if cart.status != CartStatus.ACTIVE:
+        raise Conflict("cart_not_active", f"The cart is {cart.status} and can no longer be changed.")
+    if db.session.scalar(select(has_open_payment(cart_id))):
+        raise Conflict("cart_locked_by_payment",
+                       "The cart has a payment in progress; cancel the payment first to change it.")
+    return cart
+
+
+def create_cart(user_id: str, selected_date: date | None, selected_time: time | None, *, now: datetime) -> CartView:
+    cart = Cart(id=str(uuid.uuid4()), user_id=user_id, status=CartStatus.ACTIVE.value,
+                selected_date=selected_date, selected_time=selected_time, created_at=now, updated_at=now)
+    db.session.add(cart)
+    db.session.commit()
+    return CartView(cart, [])
+
+
+def list_carts(user_id: str, status: CartStatus | None) -> list[CartView]:
+    query = select(Cart).where(Cart.user_id == user_id).order_by(Cart.created_at.desc(), Cart.id)
+    if status is None:
+        query = query.where(Cart.status != CartStatus.DELETED.value)
+    else:
+        query = query.where(Cart.status == status.value)
+    carts = list(db.session.scalars(query))
+    items = items_of([cart.id for cart in carts]) if carts else {}
+    return [CartView(cart, items[cart.id]) for cart in carts]
+
+
+def get_cart(user_id: str, cart_id: str) -> CartView:
+    return view(find_cart(user_id, cart_id))
+
+
+def set_slot(user_id: str, cart_id: str, fields: dict, *, now: datetime) -> CartView:
+    """Change the booking slot; `fields` holds `selected_date` and/or `selected_time`."""
+    cart = lock_editable_cart(user_id, cart_id)
+    for name, value in fields.items():
+        setattr(cart, name, value)
+    cart.updated_at = now
+    db.session.commit()
+    return view(cart)
+
+
+def add_item(user_id: str, cart_id: str, service_id: str, quantity: int, *, now: datetime) -> CartView:
+    """Add a service, or add to its quantity when it is already in the cart."""
+    cart = lock_editable_cart(user_id, cart_id)
+    service = db.session.get(Service, service_id)
+    if service is None:
+        raise InvalidFields({"service_id": "Unknown service."})
+    item = db.session.scalar(select(CartItem).where(CartItem.cart_id == cart_id, CartItem.service_id == service_id))
+    if item is None:
+        item = CartItem(id=str(uuid.uuid4()), cart_id=cart_id, service_id=service_id, quantity=0,
+                        unit_price=service.price, created_at=now)
+        db.session.add(item)
+    if item.quantity + quantity > MAX_QUANTITY:
+        raise InvalidFields({"quantity": f"The cart would hold {item.quantity + quantity} of this service; "
+                                         f"at most {MAX_QUANTITY} are allowed."})
+    item.quantity += quantity
+    cart.updated_at = now
+    db.session.commit()
+    return view(cart)
+
+
+def remove_item(user_id: str, cart_id: str, item_id: str, *, now: datetime) -> CartView:
+    cart = lock_editable_cart(user_id, cart_id)
+    item = db.session.scalar(select(CartItem).where(CartItem.id == item_id, CartItem.cart_id == cart_id))
+    if item is None:
+        raise NotFound("item")
+    db.session.delete(item)
+    cart.updated_at = now
+    db.session.commit()
+    return view(cart)
+
+
+def cart_total(cart_id: str) -> tuple[int, Decimal]:
+    """Number of items and the total of one cart, computed in the database."""
+    count, total = db.session.execute(
+        select(func.count(CartItem.id), func.coalesce(func.sum(CartItem.unit_price * CartItem.quantity), 0))
+        .where(CartItem.cart_id == cart_id)
+    ).one()
+    return count, Decimal(total).quantize(Decimal("0.01"))
+

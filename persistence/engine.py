@@ -1,0 +1,46 @@
+"""Engine options per database, so both behave under concurrent requests."""
+
+from contextvars import ContextVar
+
+from sqlalchemy import Engine, event
+from sqlalchemy.engine import make_url
+
+SQLITE_BUSY_TIMEOUT_MS = 5000
+
+# Set for work that only reads (GET requests): on SQLite it then begins a plain
+# deferred transaction, so WAL readers never queue behind writers.
+_reads_only: ContextVar[bool] = ContextVar("reads_only", default=False)
+
+
+def declare_reads_only(flag: bool) -> None:
+    _reads_only.set(flag)
+
+
+def engine_options(url: str) -> dict:
+    if make_url(url).get_backend_name() == "sqlite":
+        return {"connect_args": {"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000}}
+    # pre_ping: a connection killed by a database restart is replaced, not handed out.
+    return {"pool_pre_ping": True, "pool_size": 5, "max_overflow": 5}
+
+
+def configure_engine(engine: Engine) -> None:
+    if engine.dialect.name == "sqlite":
+        event.listen(engine, "connect", _sqlite_connect)
+        event.listen(engine, "begin", _sqlite_begin)
+
+
+def _sqlite_connect(dbapi_connection, _record) -> None:
+    # Let SQLAlchemy's "begin" event issue BEGIN itself (the pysqlite recipe).
+    dbapi_connection.isolation_level = None
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.close()
+
+
+def _sqlite_begin(connection) -> None:
+    # IMMEDIATE takes the write lock up front: a read-then-write transaction can
+    # never fail to upgrade its lock, and concurrent writers queue on busy_timeout.
+    connection.exec_driver_sql("BEGIN" if _reads_only.get() else "BEGIN IMMEDIATE")

@@ -1,0 +1,36 @@
+"""Domain errors the service functions raise; the web layer maps each to a status."""
+
+
+class NotFound(Exception):
+    """No such resource for this caller (another user's resource is not found either)."""
+
+    def __init__(self, what: str):
+        super().__init__(f"{what} not found")
+        self.what = what
+
+
+class Conflict(Exception):
+    """The request is well formed but the current state refuses it (409)."""
+
+    def __init__(self, reason: str, detail: str, error: str = "Conflict", **extra):
+        super().__init__(detail)
+        self.reason = reason
+        self.detail = detail
+        self.error = error
+        self.extra = extra
+
+
+class InvalidFields(Exception):
+    """Request fields that parse but are not acceptable (400 with `fields`)."""
+
+    def __init__(self, fields: dict[str, str]):
+        super().__init__("; ".join(f"{k}: {v}" for k, v in fields.items()))
+        self.fields = fields
+
+
+class InvalidSignature(Exception):
+    """A capture's signature did not verify (400, nothing changes)."""
+
+
+class BadCredentials(Exception):
+    """Unknown email or wrong password (401)."""

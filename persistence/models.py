@@ -1,0 +1,193 @@
+"""The tables. Statuses are only ever written by `persistence.writer`."""
+
+from datetime import date, datetime, time
+from decimal import Decimal
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    Date,
+    ForeignKey,
+    Index,
+    Integer,
+    Numeric,
+    String,
+    Time,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import Mapped, mapped_column
+
+from machines import CartStatus, PaymentStatus
+from persistence.db import db
+from persistence.types import UTCDateTime
+
+UUID_LEN = 36
+Money = Numeric(12, 2, asdecimal=True)
+# SQLite only autoincrements an INTEGER PRIMARY KEY.
+HistoryId = BigInteger().with_variant(Integer, "sqlite")
+
+
+def _status_check(enum_type) -> CheckConstraint:
+    allowed = ", ".join(f"'{member.value}'" for member in enum_type)
+    return CheckConstraint(f"status IN ({allowed})", name="status_valid")
+
+
+class User(db.Model):
+    __tablename__ = "users"
+
+    id: Mapped[str] = mapped_column(String(UUID_LEN), primary_key=True)
+    email: Mapped[str] = mapped_column(String(254), unique=True)
+    password_hash: Mapped[str] = mapped_column(String(255))
+    is_admin: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class ApiToken(db.Model):
+    """A bearer token; only its SHA-256 is stored."""
+
+    __tablename__ = "api_tokens"
+
+    token_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id"), index=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class Service(db.Model):
+    __tablename__ = "services"
+    __table_args__ = (
+        CheckConstraint("price >= 0", name="price_not_negative"),
+        CheckConstraint("duration_minutes > 0", name="duration_positive"),
+    )
+
+    id: Mapped[str] = mapped_column(String(UUID_LEN), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    price: Mapped[Decimal] = mapped_column(Money)
+    duration_minutes: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class Cart(db.Model):
+    __tablename__ = "carts"
+    __table_args__ = (
+        _status_check(CartStatus),
+        Index("ix_carts_user_id_status", "user_id", "status"),
+    )
+
+    id: Mapped[str] = mapped_column(String(UUID_LEN), primary_key=True)
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id"))
+    status: Mapped[str] = mapped_column(String(16))
+    selected_date: Mapped[date | None] = mapped_column(Date)
+    selected_time: Mapped[time | None] = mapped_column(Time)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class CartItem(db.Model):
+    __tablename__ = "cart_items"
+    __table_args__ = (
+        UniqueConstraint("cart_id", "service_id"),
+        CheckConstraint("quantity BETWEEN 1 AND 99", name="quantity_in_range"),
+    )
+
+    id: Mapped[str] = mapped_column(String(UUID_LEN), primary_key=True)
+    cart_id: Mapped[str] = mapped_column(ForeignKey("carts.id"), index=True)
+    service_id: Mapped[str] = mapped_column(ForeignKey("services.id"))
+    quantity: Mapped[int] = mapped_column(Integer)
+    # Copied at add time: later price changes do not touch a filled cart.
+    unit_price: Mapped[Decimal] = mapped_column(Money)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class Payment(db.Model):
+    __tablename__ = "payments"
+    __table_args__ = (
+        _status_check(PaymentStatus),
+        # The sweep's query: open payments by age.
+        Index("ix_payments_status_created_at", "status", "created_at"),
+        Index("ix_payments_cart_id_status", "cart_id", "status"),
+    )
+
+    transaction_id: Mapped[str] = mapped_column(String(15), primary_key=True)
+    cart_id: Mapped[str] = mapped_column(ForeignKey("carts.id"))
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id"), index=True)
+    status: Mapped[str] = mapped_column(String(16))
+    amount: Mapped[Decimal] = mapped_column(Money)
+    currency: Mapped[str] = mapped_column(String(3))
+    provider_order_id: Mapped[str | None] = mapped_column(String(64), unique=True)
+    provider_payment_id: Mapped[str | None] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class Booking(db.Model):
+    __tablename__ = "bookings"
+
+    id: Mapped[str] = mapped_column(String(UUID_LEN), primary_key=True)
+    # One booking per cart and one per payment, whatever the code does.
+    cart_id: Mapped[str] = mapped_column(ForeignKey("carts.id"), unique=True)
+    transaction_id: Mapped[str] = mapped_column(ForeignKey("payments.transaction_id"), unique=True)
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id"), index=True)
+    status: Mapped[str] = mapped_column(String(16))
+    selected_date: Mapped[date] = mapped_column(Date)
+    selected_time: Mapped[time] = mapped_column(Time)
+    total: Mapped[Decimal] = mapped_column(Money)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class TransitionRecord(db.Model):
+    """One row per transition, accepted or refused; never updated, never deleted."""
+
+    __tablename__ = "transitions"
+    __table_args__ = (Index("ix_transitions_entity_entity_id", "entity", "entity_id", "id"),)
+
+    id: Mapped[int] = mapped_column(HistoryId, primary_key=True, autoincrement=True)
+    entity: Mapped[str] = mapped_column(String(16))
+    entity_id: Mapped[str] = mapped_column(String(UUID_LEN))
+    from_state: Mapped[str] = mapped_column(String(16))
+    to_state: Mapped[str] = mapped_column(String(16))
+    trigger: Mapped[str] = mapped_column(String(32))
+    actor: Mapped[str] = mapped_column(String(160))
+    at: Mapped[datetime] = mapped_column(UTCDateTime)
+    accepted: Mapped[bool] = mapped_column(Boolean)
+    # What a refund needs for a refused capture (provider ids), and similar context.
+    detail: Mapped[dict | None] = mapped_column(JSON)
+
+
+class IdempotencyKey(db.Model):
+    """A payment-creation request seen under a key, per user, and the answer it got."""
+
+    __tablename__ = "idempotency_keys"
+
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id"), primary_key=True)
+    key: Mapped[str] = mapped_column(String(255), primary_key=True)
+    request_hash: Mapped[str] = mapped_column(String(64))
+    transaction_id: Mapped[str] = mapped_column(ForeignKey("payments.transaction_id"))
+    response_status: Mapped[int | None] = mapped_column(Integer)
+    response_body: Mapped[dict | None] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class WebhookEvent(db.Model):
+    """A gateway event, recorded once by its id whatever its outcome."""
+
+    __tablename__ = "webhook_events"
+
+    event_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    event: Mapped[str] = mapped_column(String(32))
+    provider_order_id: Mapped[str] = mapped_column(String(64))
+    provider_payment_id: Mapped[str] = mapped_column(String(64))
+    outcome: Mapped[str] = mapped_column(String(32))
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class LoginFailure(db.Model):
+    """A failed login, counted per email and per client address to slow down guessing."""
+
+    __tablename__ = "login_failures"
+    __table_args__ = (Index("ix_login_failures_key_at", "key", "at"),)
+
+    id: Mapped[int] = mapped_column(HistoryId, primary_key=True, autoincrement=True)
+    key: Mapped[str] = mapped_column(String(300))  # "email:<address>" or "addr:<ip>"
+    at: Mapped[datetime] = mapped_column(UTCDateTime)

@@ -1,0 +1,257 @@
+"""Payments: starting one, capturing one into a booking, failing and cancelling.
+
+A capture is one transaction: convert the cart (its row lock serialises every
+capture of that cart), succeed the payment, supersede its open siblings,
+insert the booking. If any step finds the state moved on, all of it rolls
+back; the payment is re-read and the capture either replays (it already
+succeeded with the same provider payment id) or is refused and recorded, so
+a customer charged for a payment we no longer take is never forgotten.
+"""
+
+import secrets
+import string
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Protocol
+
+import structlog
+from sqlalchemy import bindparam, select
+from sqlalchemy.exc import IntegrityError
+
+from machines import CartStatus, InvalidTransition, PaymentStatus
+from persistence import carts
+from persistence.bookings import BookingView, booking_for_payment
+from persistence.db import db
+from persistence.errors import Conflict, InvalidSignature, NotFound
+from persistence.models import Booking, Cart, IdempotencyKey, Payment
+from persistence.writer import CART, PAYMENT, TransitionConflict, record_refusal, transition, transition_all
+
+log = structlog.get_logger()
+
+_TXN_ALPHABET = string.ascii_uppercase + string.digits
+
+
+def new_transaction_id() -> str:
+    return "TXN" + "".join(secrets.choice(_TXN_ALPHABET) for _ in range(12))
+
+
+@dataclass(frozen=True)
+class PaymentView:
+    payment: Payment
+    booking_id: str | None
+
+
+@dataclass(frozen=True)
+class Captured:
+    payment: PaymentView
+    booking: BookingView
+    cart: carts.CartView
+    replayed: bool
+
+
+class DuplicateEvent(Exception):
+    """A gateway event id that was already recorded."""
+
+
+class EventClaim(Protocol):
+    """Records a webhook event in whichever transaction settles it, exactly once."""
+
+    def take(self) -> bool:
+        """Inside the transaction, first: False if the event was already recorded."""
+
+    def settle(self, outcome: str) -> None:
+        """Inside the same transaction, last: record what the event did."""
+
+
+def find_payment(owner_id: str, transaction_id: str) -> Payment:
+    payment = db.session.scalar(
+        select(Payment).where(Payment.transaction_id == transaction_id, Payment.user_id == owner_id)
+    )
+    if payment is None:
+        raise NotFound("payment")
+    return payment
+
+
+def get_payment(owner_id: str, transaction_id: str) -> PaymentView:
+    return with_booking(find_payment(owner_id, transaction_id))
+
+
+def with_booking(payment: Payment) -> PaymentView:
+    booking_id = db.session.scalar(select(Booking.id).where(Booking.transaction_id == payment.transaction_id))
+    return PaymentView(payment, booking_id)
+
+
+def begin_payment(user_id: str, cart_id: str, *, currency: str, now: datetime, actor: str,
+                  idempotency: tuple[str, str] | None = None) -> Payment:
+    """Record a payment INITIATED for the caller's cart, claiming the idempotency key with it.
+
+    Raises IntegrityError (after rolling back) when a concurrent request
+    claimed the same key first.
+    """
+    cart = carts.find_cart(user_id, cart_id, for_update=True)
+    if cart.status != CartStatus.ACTIVE:
+        raise Conflict("cart_not_active", f"The cart is {cart.status}; only an ACTIVE cart can be paid for.")
+    count, total = carts.cart_total(cart_id)
+    if count == 0:
+        raise Conflict("cart_empty", "The cart has no items to pay for.")
+    if cart.selected_date is None or cart.selected_time is None:
+        raise Conflict("booking_slot_missing", "Choose selected_date and selected_time before paying.")
+    payment = Payment(transaction_id=new_transaction_id(), cart_id=cart_id, user_id=user_id,
+                      status=PaymentStatus.INITIATED.value, amount=total, currency=currency,
+                      created_at=now, updated_at=now)
+    db.session.add(payment)
+    db.session.flush()  # the key row refers to the payment: insert the payment first
+    if idempotency is not None:
+        key, request_hash = idempotency
+        db.session.add(IdempotencyKey(user_id=user_id, key=key, request_hash=request_hash,
+                                      transaction_id=payment.transaction_id, created_at=now))
+    try:
+        db.session.commit()
+    except IntegrityError:
+        db.session.rollback()
+        raise
+    log.info("payment.created", transaction_id=payment.transaction_id, cart_id=cart_id, actor=actor)
+    return payment
+
+
+def submit_payment(payment: Payment, provider_order_id: str, *, actor: str, now: datetime) -> PaymentView:
+    """The gateway order exists: INITIATED -> PENDING."""
+    transition(db.session, PAYMENT, payment.transaction_id, "submit", observed=payment.status, actor=actor,
+               now=now, values={"provider_order_id": provider_order_id}, loaded=payment)
+    db.session.commit()
+    return PaymentView(payment, None)
+
+
+def confirm(owner_id: str, transaction_id: str, provider_payment_id: str, signature: str, *,
+            verify: Callable[[str, str, str], bool], actor: str, now: datetime) -> Captured:
+    """The customer's return from the gateway: verify the signature, then capture."""
+    found = payment_and_cart(Payment.transaction_id == transaction_id, Payment.user_id == owner_id)
+    if found is None:
+        raise NotFound("payment")
+    payment, cart = found
+    if not payment.provider_order_id or not verify(payment.provider_order_id, provider_payment_id, signature):
+        raise InvalidSignature()
+    return capture(payment, cart, provider_payment_id, actor=actor, now=now)
+
+
+def payment_and_cart(*where) -> tuple[Payment, Cart] | None:
+    """A payment and its cart, in one query."""
+    row = db.session.execute(select(Payment, Cart).join(Cart, Cart.id == Payment.cart_id).where(*where)).first()
+    return (row[0], row[1]) if row else None
+
+
+def capture(payment: Payment, cart: Cart, provider_payment_id: str, *, actor: str, now: datetime,
+            claim: EventClaim | None = None) -> Captured:
+    """Turn a verified capture into SUCCESS + booking + converted cart, or refuse and record it."""
+    if _already_captured(payment, provider_payment_id):
+        return _replay(payment, cart, claim)
+    try:
+        _take(claim)
+        captured = _capture_in_one_transaction(payment, cart, provider_payment_id, actor=actor, now=now)
+        _settle(claim, "captured")
+        db.session.commit()
+    except (InvalidTransition, TransitionConflict, IntegrityError):
+        db.session.rollback()
+        current = db.session.get(Payment, payment.transaction_id, populate_existing=True)
+        if _already_captured(current, provider_payment_id):
+            return _replay(current, db.session.get(Cart, current.cart_id, populate_existing=True), claim)
+        _refuse_capture(current, provider_payment_id, actor=actor, now=now, claim=claim)
+        raise Conflict("payment_not_pending",
+                       f"The payment is {current.status}, not PENDING; the capture was refused and recorded.",
+                       status=current.status) from None
+    log.info("cart.converted", cart_id=cart.id, booking_id=captured.booking.booking.id,
+             transaction_id=payment.transaction_id, actor=actor)
+    return captured
+
+
+def _capture_in_one_transaction(payment: Payment, cart: Cart, provider_payment_id: str, *,
+                                actor: str, now: datetime) -> Captured:
+    session = db.session
+    # The cart first: its row lock serialises every capture of this cart.
+    transition(session, CART, cart.id, "convert", observed=cart.status, actor=actor, now=now, loaded=cart)
+    transition(session, PAYMENT, payment.transaction_id, "succeed", observed=payment.status, actor=actor,
+               now=now, facts={"verified": True}, values={"provider_payment_id": provider_payment_id},
+               loaded=payment)
+    transition_all(session, PAYMENT, "supersede",
+                   (Payment.cart_id == bindparam("p_cart")) & (Payment.transaction_id != bindparam("p_winner")),
+                   params={"p_cart": cart.id, "p_winner": payment.transaction_id}, shape="open siblings",
+                   actor=actor, now=now)
+    booking = Booking(id=str(uuid.uuid4()), cart_id=cart.id, transaction_id=payment.transaction_id,
+                      user_id=payment.user_id, status="CONFIRMED", selected_date=cart.selected_date,
+                      selected_time=cart.selected_time, total=payment.amount, created_at=now)
+    session.add(booking)
+    session.flush()
+    items = carts.items_of([cart.id])[cart.id]
+    return Captured(PaymentView(payment, booking.id), BookingView(booking, items), carts.CartView(cart, items),
+                    replayed=False)
+
+
+def _already_captured(payment: Payment, provider_payment_id: str) -> bool:
+    return payment.status == PaymentStatus.SUCCESS and payment.provider_payment_id == provider_payment_id
+
+
+def _replay(payment: Payment, cart: Cart, claim: EventClaim | None) -> Captured:
+    if claim is not None:
+        _take(claim)
+        _settle(claim, "already_captured")
+        db.session.commit()
+    booking = booking_for_payment(payment.transaction_id)
+    return Captured(PaymentView(payment, booking.booking.id), booking, carts.CartView(cart, booking.items),
+                    replayed=True)
+
+
+def _refuse_capture(payment: Payment, provider_payment_id: str, *, actor: str, now: datetime,
+                    claim: EventClaim | None) -> None:
+    _take(claim)
+    record_refusal(db.session, PAYMENT, payment.transaction_id, "succeed", from_state=payment.status,
+                   to_state=PaymentStatus.SUCCESS.value, actor=actor, now=now,
+                   detail={"provider_order_id": payment.provider_order_id,
+                           "provider_payment_id": provider_payment_id,
+                           "amount": str(payment.amount), "currency": payment.currency})
+    _settle(claim, "refused")
+    db.session.commit()
+    log.warning("payment.late_capture", transaction_id=payment.transaction_id, status=payment.status,
+                provider_payment_id=provider_payment_id, amount=str(payment.amount), actor=actor)
+
+
+def fail(payment: Payment, *, actor: str, now: datetime, claim: EventClaim | None = None) -> str:
+    """The gateway says the payment failed; a closed payment is left as it is."""
+    _take(claim)
+    try:
+        transition(db.session, PAYMENT, payment.transaction_id, "fail", observed=payment.status,
+                   actor=actor, now=now)
+        outcome = "failed"
+    except (InvalidTransition, TransitionConflict):
+        outcome = "ignored"
+    _settle(claim, outcome)
+    db.session.commit()
+    return outcome
+
+
+def cancel(owner_id: str, transaction_id: str, *, actor: str, now: datetime) -> PaymentView:
+    """The owner gives up on an open payment."""
+    payment = find_payment(owner_id, transaction_id)
+    try:
+        transition(db.session, PAYMENT, transaction_id, "cancel", observed=payment.status, actor=actor, now=now,
+                   loaded=payment)
+    except (InvalidTransition, TransitionConflict):
+        db.session.rollback()
+        current = db.session.get(Payment, transaction_id, populate_existing=True)
+        raise Conflict("payment_not_open", f"The payment is {current.status}; only an open payment can be "
+                                           "cancelled.", status=current.status) from None
+    db.session.commit()
+    return PaymentView(payment, None)
+
+
+def _take(claim: EventClaim | None) -> None:
+    if claim is not None and not claim.take():
+        db.session.rollback()
+        raise DuplicateEvent()
+
+
+def _settle(claim: EventClaim | None, outcome: str) -> None:
+    if claim is not None:
+        claim.settle(outcome)
+

@@ -1,0 +1,100 @@
+"""The sweep: every stale open payment goes through `timeout`, in batches, exactly once.
+
+One function, three callers: the scheduler, the cleanup command and the cart
+deletion endpoints. Stale means `now - created_at >= timeout`, i.e.
+`created_at <= now - timeout`. On PostgreSQL the writer takes the rows with
+FOR UPDATE SKIP LOCKED, so concurrent sweepers pass over each other's rows and
+each payment is moved (and recorded) once. The sweep locks payment rows only
+and never waits for a lock, so it cannot deadlock with the cart-first order.
+"""
+
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from sqlalchemy import bindparam, select
+
+from machines import OPEN_PAYMENT_STATES
+from persistence.db import db
+from persistence.models import Payment
+from persistence.types import UTCDateTime
+from persistence.writer import PAYMENT, transition_all
+
+BATCH_SIZE = 500
+SWEEP_ACTOR = "scheduler:stale-payment-sweep"
+_OPEN = [state.value for state in OPEN_PAYMENT_STATES]
+
+
+@dataclass(frozen=True)
+class StalePayment:
+    transaction_id: str
+    cart_id: str
+    created_at: datetime
+
+
+@dataclass
+class SweepResult:
+    """What one sweep cancelled, oldest first, and how long it took."""
+
+    cancelled: list[StalePayment] = field(default_factory=list)
+    batches: int = 0
+    longest_batch_s: float = 0.0
+    duration_s: float = 0.0
+
+    @property
+    def cart_ids(self) -> list[str]:
+        """The affected carts, each once, in the order of `cancelled`."""
+        return list(dict.fromkeys(p.cart_id for p in self.cancelled))
+
+
+def _stale(now: datetime, timeout_minutes: float, cart_id: str | None):
+    where = Payment.created_at <= now - timedelta(minutes=timeout_minutes)
+    return where if cart_id is None else where & (Payment.cart_id == cart_id)
+
+
+def stale_open_payments(now: datetime, timeout_minutes: float, cart_id: str | None = None) -> list[StalePayment]:
+    """The open payments a sweep at `now` would cancel, oldest first; reads only (the dry run)."""
+    rows = db.session.execute(
+        select(Payment.transaction_id, Payment.cart_id, Payment.created_at)
+        .where(_stale(now, timeout_minutes, cart_id), Payment.status.in_(_OPEN))
+        .order_by(Payment.created_at, Payment.transaction_id))
+    return [StalePayment(r.transaction_id, r.cart_id, r.created_at) for r in rows]
+
+
+def sweep(*, now: datetime, timeout_minutes: float, cart_id: str | None = None, actor: str = SWEEP_ACTOR,
+          batch_size: int = BATCH_SIZE, commit_batches: bool = True) -> SweepResult:
+    """Fire `timeout` on every stale open payment (of one cart, if given), `batch_size` at a time.
+
+    `commit_batches` commits each batch on its own; without it everything stays
+    in the caller's transaction (cart deletion sweeps under its cart row lock).
+    """
+    result = SweepResult()
+    started = time.perf_counter()
+    # Bound values and a named shape: the writer builds this statement once per process.
+    where = Payment.created_at <= bindparam("p_cutoff", type_=UTCDateTime())
+    params = {"p_cutoff": now - timedelta(minutes=timeout_minutes)}
+    if cart_id is not None:
+        where = where & (Payment.cart_id == bindparam("p_cart"))
+        params["p_cart"] = cart_id
+    while True:
+        batch_started = time.perf_counter()
+        # For one cart the caller holds the cart row lock (cart first, then its
+        # payments), so wait for a locked payment row rather than skip it and
+        # leave it open; the global sweep skips rows another sweeper holds.
+        moved = transition_all(db.session, PAYMENT, "timeout", where, params=params,
+                               shape="stale" if cart_id is None else "stale of one cart", actor=actor, now=now,
+                               limit=batch_size, skip_locked=cart_id is None)
+        if moved:
+            rows = db.session.execute(select(Payment.transaction_id, Payment.cart_id, Payment.created_at)
+                                      .where(Payment.transaction_id.in_([m.entity_id for m in moved])))
+            result.cancelled.extend(StalePayment(r.transaction_id, r.cart_id, r.created_at) for r in rows)
+        if commit_batches:
+            db.session.commit()
+        result.batches += 1
+        result.longest_batch_s = max(result.longest_batch_s, time.perf_counter() - batch_started)
+        # A short batch: nothing stale is left that another sweeper is not already holding.
+        if len(moved) < batch_size:
+            break
+    result.cancelled.sort(key=lambda p: (p.created_at, p.transaction_id))
+    result.duration_s = time.perf_counter() - started
+    return result

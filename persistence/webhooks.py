@@ -1,0 +1,63 @@
+"""Gateway events: recorded once by event id, in the same transaction as their effect."""
+
+from datetime import datetime
+
+from sqlalchemy import update
+from sqlalchemy.dialects import postgresql, sqlite
+
+from persistence import payments
+from persistence.db import db
+from persistence.errors import Conflict
+from persistence.models import Payment, WebhookEvent
+
+_INSERT = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}
+
+
+class WebhookClaim:
+    """An `EventClaim` backed by the webhook_events table's primary key."""
+
+    def __init__(self, event_id: str, event: str, provider_order_id: str, provider_payment_id: str,
+                 now: datetime):
+        self.values = dict(event_id=event_id, event=event, provider_order_id=provider_order_id,
+                           provider_payment_id=provider_payment_id, outcome="processing", received_at=now)
+
+    def take(self) -> bool:
+        # ON CONFLICT DO NOTHING waits for a concurrent insert of the same id to
+        # finish, then reports whether this transaction is the one that recorded it.
+        insert = _INSERT[db.session.get_bind().dialect.name]
+        statement = (insert(WebhookEvent).values(**self.values).on_conflict_do_nothing()
+                     .returning(WebhookEvent.event_id))
+        return db.session.execute(statement).first() is not None
+
+    def settle(self, outcome: str) -> None:
+        db.session.execute(update(WebhookEvent).where(WebhookEvent.event_id == self.values["event_id"])
+                           .values(outcome=outcome))
+
+
+def handle_event(event_id: str, event: str, provider_order_id: str, provider_payment_id: str, *,
+                 now: datetime) -> str:
+    """Apply one signed gateway event and return its outcome; a seen event id does nothing."""
+    claim = WebhookClaim(event_id, event, provider_order_id, provider_payment_id, now)
+    actor = f"webhook:{event_id}"
+    found = payments.payment_and_cart(Payment.provider_order_id == provider_order_id)
+    try:
+        if found is None:
+            return _record_only(claim, "unknown_order")
+        payment, cart = found
+        if event == "payment.captured":
+            captured = payments.capture(payment, cart, provider_payment_id, actor=actor, now=now, claim=claim)
+            return "already_captured" if captured.replayed else "captured"
+        return payments.fail(payment, actor=actor, now=now, claim=claim)
+    except payments.DuplicateEvent:
+        return "duplicate"
+    except Conflict:
+        return "refused"
+
+
+def _record_only(claim: WebhookClaim, outcome: str) -> str:
+    if not claim.take():
+        db.session.rollback()
+        raise payments.DuplicateEvent()
+    claim.settle(outcome)
+    db.session.commit()
+    return outcome

@@ -1,0 +1,260 @@
+"""The transition writer: the only code that writes a status column.
+
+A transition is a compare-and-set guarded by the machine's own source states,
+plus a history row, in the caller's transaction:
+
+    UPDATE t SET status = :to FROM (SELECT id, status FROM t
+        WHERE id = :id AND status IN (:sources) FOR UPDATE) AS old
+    WHERE t.id = old.id RETURNING old.status
+
+The sub-select locks the row on PostgreSQL and hands back the state the row
+really left (which may differ from the one the caller read), so the history
+is exact. Zero rows means another request won the race: `TransitionConflict`.
+On SQLite the whole transaction holds the write lock (BEGIN IMMEDIATE), so
+the same statement is just as safe there.
+"""
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+
+import structlog
+from sqlalchemy import ColumnElement, String, Table, bindparam, event, insert, literal, select, true, update
+from sqlalchemy.orm import Session
+from sqlalchemy.orm.attributes import set_committed_value
+
+from machines import CART_MACHINE, PAYMENT_MACHINE, InvalidTransition
+from machines.table import TransitionTable
+from persistence.models import Cart, Payment, TransitionRecord
+from persistence.types import UTCDateTime
+
+log = structlog.get_logger()
+
+
+@dataclass(frozen=True)
+class EntityKind:
+    name: str
+    table: Table
+    id_column: str
+    machine: TransitionTable
+
+
+PAYMENT = EntityKind("payment", Payment.__table__, "transaction_id", PAYMENT_MACHINE)
+CART = EntityKind("cart", Cart.__table__, "id", CART_MACHINE)
+
+
+@dataclass(frozen=True)
+class Moved:
+    """One accepted transition as written."""
+
+    entity: str
+    entity_id: str
+    from_state: str
+    to_state: str
+    trigger: str
+    actor: str
+    at: datetime
+
+
+# Told of every trigger as (Moved, outcome): "accepted" after its commit, "refused" once a
+# refusal is recorded and committed, "rejected" when the machine or the compare-and-set turns
+# it down. The web layer registers its metrics here, so this module needs nothing of it.
+transition_observers: list[Callable[[Moved, str], None]] = []
+
+
+def _notify(moved: Moved, outcome: str) -> None:
+    for observer in transition_observers:
+        try:
+            observer(moved, outcome)
+        except Exception:  # an observer must never break a write
+            log.exception("transition.observer_failed", entity=moved.entity, trigger=moved.trigger)
+
+
+class TransitionConflict(Exception):
+    """The row was no longer in a source state when the write reached it."""
+
+    def __init__(self, entity: str, entity_id: str, trigger: str):
+        super().__init__(f"{entity} {entity_id}: {trigger} lost a race")
+        self.entity = entity
+        self.entity_id = entity_id
+        self.trigger = trigger
+
+
+def transition(
+    session: Session,
+    kind: EntityKind,
+    entity_id: str,
+    trigger: str,
+    *,
+    observed: str,
+    actor: str,
+    now: datetime,
+    facts: dict | None = None,
+    values: dict | None = None,
+    loaded: object | None = None,
+) -> Moved:
+    """Fire `trigger` on one row read in state `observed`; raise if refused or raced.
+
+    The machine decides from the observed state (InvalidTransition); the
+    database then enforces it with a compare-and-set (TransitionConflict).
+    `values` are other columns to set in the same UPDATE. `loaded`, the ORM
+    object of that row if the caller holds one, is brought in step with what
+    was written without a re-read (and without marking anything to flush).
+    """
+    try:
+        to_state = kind.machine.decide(trigger, observed, **(facts or {})).value
+    except InvalidTransition:
+        state = getattr(observed, "value", observed)
+        _notify(Moved(kind.name, entity_id, state, state, trigger, actor, now), "rejected")
+        raise
+    moved = _compare_and_set(session, kind, trigger, to_state, kind.table.c[kind.id_column] == bindparam("p_id"),
+                             params={"p_id": entity_id}, shape="one row", actor=actor, now=now, values=values)
+    if not moved:
+        _notify(Moved(kind.name, entity_id, getattr(observed, "value", observed), to_state, trigger, actor, now),
+                "rejected")
+        raise TransitionConflict(kind.name, entity_id, trigger)
+    if loaded is not None:
+        for name, value in {"status": to_state, "updated_at": now, **(values or {})}.items():
+            set_committed_value(loaded, name, value)
+    return moved[0]
+
+
+def transition_all(
+    session: Session,
+    kind: EntityKind,
+    trigger: str,
+    where: ColumnElement[bool],
+    *,
+    actor: str,
+    now: datetime,
+    params: dict | None = None,
+    shape: str | None = None,
+    limit: int | None = None,
+    skip_locked: bool = False,
+) -> list[Moved]:
+    """Fire `trigger` on every row matching `where` that is in one of its source states.
+
+    The bulk form of `transition`, for the sweep and for superseding sibling
+    payments. `skip_locked` lets concurrent sweepers pass over each other's rows.
+    A caller on a hot path names its `where` a `shape` and takes every value in
+    it from a bindparam given in `params`: the statement is then built once.
+    Name those bindparams `p_...`: Core adds an UPDATE's execution parameters
+    that are named like a column to its SET clause.
+    """
+    to_state = kind.machine.destination(trigger).value
+    return _compare_and_set(session, kind, trigger, to_state, where, params=params, shape=shape, actor=actor,
+                            now=now, limit=limit, skip_locked=skip_locked)
+
+
+def record_refusal(
+    session: Session,
+    kind: EntityKind,
+    entity_id: str,
+    trigger: str,
+    *,
+    from_state: str,
+    to_state: str,
+    actor: str,
+    now: datetime,
+    detail: dict | None = None,
+) -> None:
+    """Record a trigger that was refused but must not be forgotten (a late capture)."""
+    session.execute(
+        insert(TransitionRecord).values(
+            entity=kind.name, entity_id=entity_id, from_state=from_state, to_state=to_state,
+            trigger=trigger, actor=actor, at=now, accepted=False, detail=detail,
+        )
+    )
+    session.info.setdefault("refused", []).append(
+        Moved(kind.name, entity_id, from_state, to_state, trigger, actor, now))
+
+
+# Built statements by (entity, trigger, shape, columns set, limit, skip_locked, dialect).
+# Building one costs ~80 µs and SQLAlchemy memoizes a statement's cache key,
+# so reusing the object takes that off every transition.
+_STATEMENTS: dict[tuple, tuple] = {}
+
+
+def _compare_and_set(session, kind, trigger, to_state, where, *, actor, now, params=None, shape=None,
+                     values=None, limit=None, skip_locked=False) -> list[Moved]:
+    values = values or {}
+    dialect = session.get_bind().dialect.name
+    key = (kind.name, trigger, shape, tuple(sorted(values)), limit, skip_locked, dialect)
+    statements = _STATEMENTS.get(key) if shape is not None else None
+    if statements is None:
+        statements = _build(kind, trigger, to_state, where, sorted(values), limit, skip_locked, dialect)
+        if shape is not None:
+            _STATEMENTS[key] = statements
+    bound = {**(params or {}), "p_now": now, "p_actor": actor, **{f"p_set_{name}": v for name, v in values.items()}}
+    if dialect == "sqlite":
+        candidates, guarded_update = statements
+        # SQLite's RETURNING cannot name a sub-select's columns. Its transaction
+        # already holds the database write lock (BEGIN IMMEDIATE), so nothing can
+        # move between this read and the guarded write.
+        rows = session.execute(candidates, bound).all()
+        if rows:
+            session.execute(guarded_update, {**bound, "p_ids": [r.entity_id for r in rows]})
+            session.execute(insert(TransitionRecord), [
+                dict(entity=kind.name, entity_id=r.entity_id, from_state=r.from_state, to_state=to_state,
+                     trigger=trigger, actor=actor, at=now, accepted=True, detail=None) for r in rows])
+    else:
+        rows = session.execute(statements[0], bound).all()
+    moved = [Moved(kind.name, row.entity_id, row.from_state, to_state, trigger, actor, now) for row in rows]
+    session.info.setdefault("moved", []).extend(moved)
+    return moved
+
+
+def _build(kind, trigger, to_state, where, value_names, limit, skip_locked, dialect) -> tuple:
+    table = kind.table
+    id_col = table.c[kind.id_column]
+    sources = [state.value for state in kind.machine.sources(trigger)]
+    candidates = select(id_col.label("entity_id"), table.c.status.label("from_state")).where(
+        where, table.c.status.in_(sources))
+    if limit is not None:
+        candidates = candidates.order_by(id_col).limit(limit)
+    assignments = {"status": to_state, "updated_at": bindparam("p_now", type_=UTCDateTime()),
+                   **{name: bindparam(f"p_set_{name}", type_=table.c[name].type) for name in value_names}}
+    if dialect == "sqlite":
+        guarded_update = (update(table).where(id_col.in_(bindparam("p_ids", expanding=True)),
+                                              table.c.status.in_(sources)).values(**assignments))
+        return candidates, guarded_update
+    # One round trip on PostgreSQL: the compare-and-set and its history rows.
+    #   WITH moved AS (UPDATE t SET ... FROM (SELECT id, status ... FOR UPDATE) old
+    #                  WHERE t.id = old.id RETURNING old.id, old.status)
+    #   INSERT INTO transitions SELECT ... FROM moved RETURNING entity_id, from_state
+    # The sub-select locks the rows and hands back the state each really left.
+    old = candidates.with_for_update(skip_locked=skip_locked).subquery("old")
+    moved = (update(table).where(id_col == old.c.entity_id).values(**assignments)
+             .returning(old.c.entity_id, old.c.from_state).cte("moved"))
+    history = TransitionRecord.__table__
+    record = (
+        insert(history)
+        .from_select(
+            ["entity", "entity_id", "from_state", "to_state", "trigger", "actor", "at", "accepted"],
+            select(literal(kind.name), moved.c.entity_id, moved.c.from_state, literal(to_state), literal(trigger),
+                   bindparam("p_actor", type_=String()), bindparam("p_now", type_=UTCDateTime()), true()),
+        )
+        .returning(history.c.entity_id, history.c.from_state)
+        .add_cte(moved)
+    )
+    return (record,)
+
+
+_ID_FIELD = {PAYMENT.name: "transaction_id", CART.name: "cart_id"}
+
+
+@event.listens_for(Session, "after_commit")
+def _log_committed(session: Session) -> None:
+    # Logged after commit only, so a log line never speaks of a rolled-back change.
+    for m in session.info.pop("moved", []):
+        log.info(f"{m.entity}.transition", **{_ID_FIELD[m.entity]: m.entity_id}, **{
+            "from": m.from_state, "to": m.to_state, "trigger": m.trigger, "actor": m.actor})
+        _notify(m, "accepted")
+    for m in session.info.pop("refused", []):
+        _notify(m, "refused")
+
+
+@event.listens_for(Session, "after_rollback")
+def _forget_rolled_back(session: Session) -> None:
+    session.info.pop("moved", None)
+    session.info.pop("refused", None)

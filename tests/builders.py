@@ -1,0 +1,95 @@
+"""Builders for test data, through the public API wherever the API can make it."""
+
+import itertools
+import json
+from datetime import date, timedelta
+
+from persistence import accounts
+from persistence.db import db
+
+_seq = itertools.count(1)
+
+
+def auth(token: str) -> dict:
+    return {"Authorization": f"Bearer {token}"}
+
+
+def register(client, email: str | None = None, password: str = "correct-horse") -> dict:
+    """A new customer; returns {"user_id", "email", "token", "headers"}."""
+    email = email or f"customer{next(_seq)}@example.com"
+    response = client.post("/api/auth/register", json={"email": email, "password": password})
+    assert response.status_code == 201, response.json
+    return {**response.json, "headers": auth(response.json["token"])}
+
+
+def make_admin(app, client, email: str | None = None) -> dict:
+    email = email or f"admin{next(_seq)}@example.com"
+    with app.app_context():
+        accounts.create_user(email, "admin-password", now=app.config["CLOCK"](), is_admin=True,
+                             hash_method=app.config["PASSWORD_HASH_METHOD"])
+        db.session.commit()
+    token = client.post("/api/auth/token", json={"email": email, "password": "admin-password"}).json["token"]
+    return {"email": email, "token": token, "headers": auth(token)}
+
+
+def make_service(app, client, name: str | None = None, price: str = "2500.00", duration_minutes: int = 60) -> dict:
+    admin = make_admin(app, client)
+    response = client.post("/api/services/", headers=admin["headers"],
+                           json={"name": name or f"Service {next(_seq)}", "price": price,
+                                 "duration_minutes": duration_minutes})
+    assert response.status_code == 201, response.json
+    return response.json
+
+
+def future_date(app, days: int = 7) -> str:
+    return (app.config["CLOCK"]().date() + timedelta(days=days)).isoformat()
+
+
+def make_cart(app, client, user: dict, items: int = 1, slot: bool = True, quantity: int = 1,
+              price: str = "2500.00") -> dict:
+    """A cart of `user` holding `items` different services, with a slot unless slot=False."""
+    body = {"selected_date": future_date(app), "selected_time": "10:30"} if slot else {}
+    cart = client.post("/api/cart/carts/", json=body, headers=user["headers"])
+    assert cart.status_code == 201, cart.json
+    cart = cart.json
+    for _ in range(items):
+        service = make_service(app, client, price=price)
+        added = client.post(f"/api/cart/carts/{cart['cart_id']}/items/", headers=user["headers"],
+                            json={"service_id": service["service_id"], "quantity": quantity})
+        assert added.status_code == 201, added.json
+        cart = added.json
+    return cart
+
+
+def start_payment(client, user: dict, cart_id: str, key: str | None = None):
+    headers = {**user["headers"], **({"Idempotency-Key": key} if key else {})}
+    return client.post("/api/payments/", json={"cart_id": cart_id}, headers=headers)
+
+
+def make_payment(app, client, user: dict, cart_id: str | None = None) -> dict:
+    cart_id = cart_id or make_cart(app, client, user)["cart_id"]
+    response = start_payment(client, user, cart_id)
+    assert response.status_code == 201, response.json
+    return response.json
+
+
+def signature(app, provider_order_id: str, provider_payment_id: str) -> str:
+    return app.extensions["gateway"].sign_payment(provider_order_id, provider_payment_id)
+
+
+def confirm(app, client, user: dict, payment: dict, provider_payment_id: str = "pay_test_1",
+            sig: str | None = None):
+    sig = sig if sig is not None else signature(app, payment["provider_order_id"], provider_payment_id)
+    return client.post(f"/api/payments/{payment['transaction_id']}/confirm/", headers=user["headers"],
+                       json={"provider_payment_id": provider_payment_id, "signature": sig})
+
+
+def send_webhook(app, client, event: dict, sig: str | None = None):
+    raw = json.dumps(event).encode()
+    sig = sig if sig is not None else app.extensions["gateway"].sign_webhook(raw)
+    return client.post("/api/payments/webhook/", data=raw,
+                       headers={"Content-Type": "application/json", "X-Gateway-Signature": sig})
+
+
+def today(app) -> date:
+    return app.config["CLOCK"]().date()

@@ -1,0 +1,44 @@
+"""End-to-end fixtures: a fresh PostgreSQL database and a real multi-worker gunicorn on loopback.
+
+Needs TEST_DATABASE_URL=postgresql+psycopg://... (its server is used; the
+fixtures create and drop their own uniquely named databases). Every test here
+is skipped, saying why, when that is unset or the server does not answer.
+"""
+
+import os
+
+import pytest
+from sqlalchemy.engine import make_url
+
+from tests.e2e.service import PostgresServer, live_service
+
+
+@pytest.fixture(scope="session")
+def postgres_server():
+    url = os.environ.get("TEST_DATABASE_URL")
+    if not url:
+        pytest.skip("e2e tests need PostgreSQL: set TEST_DATABASE_URL=postgresql+psycopg://user@127.0.0.1:5432/db")
+    if not url.startswith("postgresql"):
+        pytest.skip(f"e2e tests need PostgreSQL; TEST_DATABASE_URL is {make_url(url).get_backend_name()}")
+    server = PostgresServer(make_url(url))
+    why = server.reachable()
+    if why is not None:
+        server.dispose()
+        pytest.skip(f"e2e tests need PostgreSQL, and {make_url(url).host}:{make_url(url).port} is not reachable: "
+                    f"{why}")
+    yield server
+    server.dispose()
+
+
+@pytest.fixture(scope="module")
+def live(postgres_server, tmp_path_factory):
+    """One service shared by a module's tests; each test makes its own users and carts."""
+    with live_service(postgres_server, tmp_path_factory.mktemp("e2e")) as service:
+        yield service
+
+
+@pytest.fixture
+def fresh_live(postgres_server, tmp_path):
+    """A service of the test's own, for tests that hurt it (killed workers, restarted database)."""
+    with live_service(postgres_server, tmp_path) as service:
+        yield service

@@ -1,0 +1,44 @@
+"""/metrics under gunicorn with two workers: every worker's counts are added up, whoever answers."""
+
+import os
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from tests.e2e.ops_server import fresh_database, http, running_gunicorn
+
+pytestmark = pytest.mark.e2e
+
+REQUESTS = 60
+
+
+def services_served(base: str) -> float:
+    status, _, body = http(base, "GET", "/metrics")
+    assert status == 200
+    for family in text_string_to_metric_families(body.decode()):
+        for sample in family.samples:
+            if (sample.name == "http_request_duration_seconds_count"
+                    and sample.labels == {"endpoint": "/api/services/", "method": "GET", "status": "200"}):
+                return sample.value
+    return 0.0
+
+
+def test_request_counts_add_up_across_two_gunicorn_workers(database_url, tmp_path):
+    url = fresh_database(database_url, tmp_path)
+    with running_gunicorn(url, tmp_path, workers=2) as server:
+        with ThreadPoolExecutor(max_workers=6) as pool:
+            statuses = list(pool.map(lambda _: http(server.base, "GET", "/api/services/")[0], range(REQUESTS)))
+        assert statuses == [200] * REQUESTS
+
+        # Several scrapes, answered by either worker: each sees all the requests of both.
+        assert [services_served(server.base) for _ in range(8)] == [REQUESTS] * 8
+
+        # No PROMETHEUS_MULTIPROC_DIR was given: gunicorn.conf.py made one, and both workers wrote there.
+        [metrics_dir] = [p for p in tmp_path.iterdir() if p.name.startswith("prometheus-multiproc-")]
+        pids = {name.rsplit("_", 1)[1].removesuffix(".db") for name in os.listdir(metrics_dir)
+                if name.startswith("histogram_")}
+        assert len(pids) == 2, f"requests were served by workers {pids}; expected both"
+    # The directory gunicorn.conf.py made is removed when the server stops.
+    assert not metrics_dir.exists()
+    assert '"logger": "gunicorn.error"' in server.log()

@@ -1,0 +1,79 @@
+"""Schemathesis against a live gunicorn: no 5xx, no undocumented status, no answer breaking its schema.
+
+Bounded: a fixed number of examples per operation, a seed, a timeout on every
+request and on the whole run. SCHEMATHESIS_MAX_EXAMPLES and SCHEMATHESIS_SEED
+override the defaults to fuzz harder or differently.
+"""
+
+import importlib.util
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from persistence import accounts
+from persistence.db import db
+from tests.e2e.ops_server import fresh_database, http, running_gunicorn
+from web import create_app
+
+pytestmark = pytest.mark.e2e
+
+SCHEMATHESIS = Path(sys.executable).parent / "schemathesis"
+MAX_EXAMPLES = int(os.environ.get("SCHEMATHESIS_MAX_EXAMPLES", "30"))
+SEED = os.environ.get("SCHEMATHESIS_SEED", "20261122")
+RUN_TIMEOUT_SECONDS = 170
+CHECKS = ("not_a_server_error", "status_code_conformance", "content_type_conformance",
+          "response_schema_conformance", "response_headers_conformance")
+ADMIN_EMAIL = "fuzz-admin@example.com"
+ADMIN_PASSWORD = "fuzz-admin-password"
+
+
+def admin_token(database_url: str, base: str) -> str:
+    """An administrator's bearer token, so the fuzzer gets past authentication everywhere."""
+    app = create_app({"DATABASE_URL": database_url, "SCHEDULER_ENABLED": False})
+    with app.app_context():
+        accounts.create_user(ADMIN_EMAIL, ADMIN_PASSWORD, now=app.config["CLOCK"](), is_admin=True,
+                             hash_method="pbkdf2:sha256:1000")
+        db.session.commit()
+        db.engine.dispose()
+    status, _, body = http(base, "POST", "/api/auth/token", {"email": ADMIN_EMAIL, "password": ADMIN_PASSWORD})
+    assert status == 200, body
+    return json.loads(body)["token"]
+
+
+def not_served_yet() -> list[str]:
+    """Operation ids documented from the SPEC whose module is not in the app yet (the cart deletion API)."""
+    if importlib.util.find_spec("web.cart_deletion_api") is not None:
+        return []
+    return ["delete_api_cart_carts_cart_id", "get_api_cart_carts_cart_id_deletion_status",
+            "post_api_cart_carts_cart_id_cleanup_old_payments"]
+
+
+def test_a_schema_driven_fuzzer_finds_no_server_error_undocumented_status_or_bad_body(database_url, tmp_path):
+    if not SCHEMATHESIS.exists() and shutil.which("schemathesis") is None:
+        pytest.skip("schemathesis is not installed: .venv/bin/pip install -r requirements.txt")
+    url = fresh_database(database_url, tmp_path)
+    with running_gunicorn(url, tmp_path, workers=2) as server:
+        token = admin_token(url, server.base)
+        command = [
+            str(SCHEMATHESIS), "run", f"{server.base}/openapi.json",
+            "--checks", ",".join(CHECKS),
+            "--phases", "examples,coverage,fuzzing,stateful",
+            "--max-examples", str(MAX_EXAMPLES), "--seed", SEED,
+            "--request-timeout", "10", "--workers", "2", "--max-failures", "20",
+            "--header", f"Authorization: Bearer {token}",
+            "--suppress-health-check", "all",
+            *[arg for op_id in not_served_yet() for arg in ("--exclude-operation-id", op_id)],
+        ]
+        try:
+            done = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True,
+                                  timeout=RUN_TIMEOUT_SECONDS, env={**os.environ, "NO_COLOR": "1"})
+        except subprocess.TimeoutExpired as exc:
+            pytest.fail(f"schemathesis did not finish within {RUN_TIMEOUT_SECONDS} s:\n{exc.stdout}")
+        report = done.stdout[-20000:] + done.stderr[-5000:]
+        assert done.returncode == 0, f"schemathesis found problems:\n{report}"
+        assert "request.unhandled_error" not in server.log()

@@ -1,0 +1,69 @@
+"""The migrations build exactly the schema the models describe."""
+
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from alembic.config import Config
+from sqlalchemy import inspect
+
+from persistence.db import MIGRATIONS_DIR, db
+
+
+def test_autogenerate_finds_no_difference_between_models_and_migrations(app):
+    with app.app_context():
+        with db.engine.connect() as conn:
+            context = MigrationContext.configure(conn, opts={"compare_type": True,
+                                                             "compare_server_default": True})
+            diff = compare_metadata(context, db.metadata)
+
+    assert diff == []
+
+
+def test_flask_db_check_reports_no_pending_changes(app, runner):
+    result = runner.invoke(args=["db", "check"])
+
+    assert result.exit_code == 0, result.output
+
+
+def test_the_database_is_at_the_single_head_revision(app):
+    script = ScriptDirectory.from_config(_alembic_config())
+    with app.app_context():
+        with db.engine.connect() as conn:
+            current = MigrationContext.configure(conn).get_current_heads()
+
+    assert len(script.get_heads()) == 1
+    assert current == tuple(script.get_heads())
+
+
+def test_the_invariant_constraints_exist_in_the_database(app):
+    with app.app_context():
+        inspector = inspect(db.engine)
+        unique = {table: {tuple(u["column_names"]) for u in inspector.get_unique_constraints(table)}
+                  for table in ("bookings", "payments")}
+        payment_indexes = {tuple(i["column_names"]) for i in inspector.get_indexes("payments")}
+        payment_pk = inspector.get_pk_constraint("payments")["constrained_columns"]
+
+    assert {("cart_id",), ("transaction_id",)} <= unique["bookings"]
+    assert ("provider_order_id",) in unique["payments"]
+    assert ("status", "created_at") in payment_indexes
+    assert payment_pk == ["transaction_id"]
+
+
+def _alembic_config() -> Config:
+    config = Config()
+    config.set_main_option("script_location", MIGRATIONS_DIR)
+    return config
+
+
+def test_the_comparison_would_notice_a_model_the_migrations_lack(app):
+    from sqlalchemy import Column, Integer, MetaData
+
+    changed = MetaData(naming_convention=db.metadata.naming_convention)
+    for table in db.metadata.sorted_tables:
+        table.to_metadata(changed)
+    changed.tables["carts"].append_column(Column("loyalty_points", Integer, nullable=True))
+    with app.app_context():
+        with db.engine.connect() as conn:
+            diff = compare_metadata(MigrationContext.configure(conn, opts={"compare_type": True}), changed)
+
+    assert [(d[0], d[2], d[3].name) for d in diff] == [("add_column", "carts", "loyalty_points")]

@@ -1,0 +1,167 @@
+"""The in-process sweep scheduler (SPEC §4, scheduler.py): started by create_app when enabled and serving."""
+
+import re
+import time
+from contextlib import contextmanager
+
+import click
+import structlog
+from structlog.testing import capture_logs as _capture_logs
+
+import scheduler as scheduler_module
+from persistence.sweep import SWEEP_ACTOR
+from scheduler import JOB_ID, run_sweep
+from tests.builders import make_payment, register
+from tests.integration.support import history_rows, payment_row, snapshot
+
+DEADLINE_SECONDS = 5.0
+RUN_ID = re.compile(r"^[0-9a-f]{32}$")
+
+
+def capture_logs():
+    """structlog's capture with the bound context merged in (the job binds its own run id)."""
+    return _capture_logs(processors=[structlog.contextvars.merge_contextvars])
+
+
+def _wait_until(condition, deadline=DEADLINE_SECONDS) -> bool:
+    stop = time.monotonic() + deadline
+    while time.monotonic() < stop:
+        if condition():
+            return True
+        time.sleep(0.05)
+    return condition()
+
+
+@contextmanager
+def scheduled_app(make_app, **config):
+    """An app whose scheduler runs the sweep every 0.2 s; the scheduler is always shut down afterwards."""
+    app = make_app(SCHEDULER_ENABLED=True, SWEEP_INTERVAL_SECONDS=0.2, **config)
+    try:
+        yield app
+    finally:
+        scheduler = app.extensions.get("scheduler")
+        if scheduler is not None and scheduler.running:
+            scheduler.shutdown(wait=True)  # let a running tick finish before the next test empties the tables
+
+
+def _sweep_events(captured):
+    return [e for e in captured if e["event"] == "payments.sweep"]
+
+
+def _stale_payment(app, client, clock) -> dict:
+    user = register(client)
+    payment = make_payment(app, client, user)
+    clock.advance(minutes=30)
+    return payment
+
+
+# --- the scheduled job ---------------------------------------------------------------------------------------
+
+
+def test_the_scheduler_cancels_a_stale_payment_once_within_a_bounded_wait(app, client, clock, make_app):
+    payment = _stale_payment(app, client, clock)
+    txn = payment["transaction_id"]
+
+    with scheduled_app(make_app) as scheduled, capture_logs() as captured:
+        assert scheduled.extensions["scheduler"].running
+        assert _wait_until(lambda: payment_row(app, txn).status == "CANCELLED"), "the job never swept"
+        # a few more ticks: none of them may touch the payment again
+        runs_so_far = len(_sweep_events(captured))
+        assert _wait_until(lambda: len(_sweep_events(captured)) >= runs_so_far + 2), "the job stopped ticking"
+
+    assert history_rows(app, "payment", txn)[1:] == [("PENDING", "CANCELLED", "timeout", SWEEP_ACTOR, True)]
+
+
+def test_each_run_logs_exactly_one_sweep_event_with_its_own_run_id(app, client, clock, make_app):
+    _stale_payment(app, client, clock)
+
+    with scheduled_app(make_app), capture_logs() as captured:
+        assert _wait_until(lambda: len(_sweep_events(captured)) >= 3), "fewer than three runs were logged"
+
+    events = _sweep_events(captured)
+    run_ids = [e["run_id"] for e in events]
+    assert len(run_ids) == len(set(run_ids))  # one event per run
+    assert all(RUN_ID.match(r) for r in run_ids)
+    assert {e["job"] for e in events} == {JOB_ID}
+    assert all("request_id" not in e for e in events)
+    completed = [e for e in events if not e.get("skipped")]
+    assert sum(e["cancelled"] for e in completed) <= 1
+    for event in completed:
+        assert set(event) >= {"cancelled", "carts", "batches", "longest_batch_ms", "duration_ms"}
+        assert event["log_level"] == "info"
+
+
+def test_the_job_coalesces_and_never_runs_twice_at_once(make_app, app):
+    with scheduled_app(make_app) as scheduled:
+        job = scheduled.extensions["scheduler"].get_job(JOB_ID)
+
+        assert job.coalesce is True
+        assert job.max_instances == 1
+        assert job.trigger.interval.total_seconds() == 0.2
+
+
+def test_healthz_reports_the_scheduler_running_then_stopped(make_app, app):
+    with scheduled_app(make_app) as scheduled:
+        client = scheduled.test_client()
+        assert client.get("/healthz").json == {"status": "ok", "database": "ok", "scheduler": "running"}
+        scheduled.extensions["scheduler"].shutdown(wait=True)
+        assert client.get("/healthz").json["scheduler"] == "stopped"
+
+
+def test_with_the_scheduler_disabled_there_is_none(make_app, app):
+    plain = make_app(SCHEDULER_ENABLED=False)
+
+    assert "scheduler" not in plain.extensions
+    assert plain.test_client().get("/healthz").json["scheduler"] == "disabled"
+
+
+def test_a_cli_command_other_than_run_does_not_start_the_scheduler(make_app, app):
+    with click.Context(click.Command("cleanup-old-pending-payments"), info_name="cleanup-old-pending-payments"):
+        loaded = make_app(SCHEDULER_ENABLED=True, SWEEP_INTERVAL_SECONDS=0.2)
+
+    assert "scheduler" not in loaded.extensions
+
+
+def test_flask_run_starts_the_scheduler(make_app, app):
+    with click.Context(click.Command("run"), info_name="run"):
+        with scheduled_app(make_app) as served:
+            assert served.extensions["scheduler"].running
+
+
+# --- one run, called directly ---------------------------------------------------------------------------------
+
+
+def test_one_run_sweeps_and_logs_one_event_with_counts(app, client, clock):
+    payment = _stale_payment(app, client, clock)
+    structlog.contextvars.bind_contextvars(request_id="not-this-thread's-business")
+
+    with capture_logs() as captured:
+        run_sweep(app)
+    with capture_logs() as second:
+        run_sweep(app)
+
+    [event] = _sweep_events(captured)
+    assert (event["cancelled"], event["carts"], event["batches"], event["job"]) == (1, 1, 1, JOB_ID)
+    assert isinstance(event["duration_ms"], float) and event["duration_ms"] >= 0
+    assert "request_id" not in event
+    [again] = _sweep_events(second)
+    assert again["cancelled"] == 0
+    assert again["run_id"] != event["run_id"]
+    assert payment_row(app, payment["transaction_id"]).status == "CANCELLED"
+
+
+def test_a_failing_run_is_logged_and_changes_nothing(app, client, clock, monkeypatch):
+    _stale_payment(app, client, clock)
+    before = snapshot(app)
+
+    def broken_sweep(**_kwargs):
+        raise RuntimeError("database went away")
+
+    monkeypatch.setattr(scheduler_module, "sweep", broken_sweep)
+    with capture_logs() as captured:
+        run_sweep(app)  # must not raise: the scheduler thread has to survive
+
+    [event] = _sweep_events(captured)
+    assert event["failed"] is True
+    assert event["log_level"] == "error"
+    assert snapshot(app) == before

@@ -1,0 +1,33 @@
+"""Bearer-token authentication for the /api/ blueprints."""
+
+from flask import Blueprint, g, request
+
+from persistence.accounts import user_for_token
+from persistence.models import User
+from web.errors import ApiError
+
+_UNAUTHORIZED = {"WWW-Authenticate": "Bearer"}
+
+
+def _authenticate() -> None:
+    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise ApiError(401, "Unauthorized", "Send Authorization: Bearer <token>.", headers=_UNAUTHORIZED)
+    user = user_for_token(token.strip())
+    if user is None:
+        raise ApiError(401, "Unauthorized", "The bearer token is not valid.", headers=_UNAUTHORIZED)
+    g.user = user
+
+
+def require_token(blueprint: Blueprint) -> Blueprint:
+    """Every endpoint of `blueprint` needs a valid bearer token."""
+    blueprint.before_request(_authenticate)
+    return blueprint
+
+
+def current_user() -> User:
+    return g.user
+
+
+def actor() -> str:
+    return f"user:{g.user.id}"

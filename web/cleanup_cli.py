@@ -1,0 +1,77 @@
+"""`flask --app web cleanup-old-pending-payments`: the sweep from the command line, in the seed's format."""
+
+import contextlib
+import sys
+from decimal import Decimal, InvalidOperation
+
+import click
+from flask import Flask, current_app
+
+from persistence import deletion
+from persistence.db import db
+from persistence.models import Cart
+from persistence.sweep import stale_open_payments, sweep
+from web import metrics
+
+CLI_ACTOR = "cli:cleanup-old-pending-payments"
+# Past this, "now - minutes" leaves the range of a datetime; no payment is that old anyway.
+MAX_MINUTES = 52_560_000
+
+
+def positive_minutes(_ctx, _param, value: str | None) -> float | None:
+    if value is None:
+        return None
+    try:
+        minutes = Decimal(value)
+    except InvalidOperation:
+        raise click.BadParameter(f"must be a positive number of minutes, not {value!r}") from None
+    # float(): "1e-400" is a positive Decimal but 0.0 as a float, which would fall back to the default timeout.
+    if not minutes.is_finite() or minutes <= 0 or float(minutes) <= 0:
+        raise click.BadParameter(f"must be a positive number of minutes, not {value!r}")
+    if minutes > MAX_MINUTES:
+        raise click.BadParameter(f"must be at most {MAX_MINUTES} minutes (about 100 years), not {value!r}")
+    return float(minutes)
+
+
+def cleanup_old_pending_payments(minutes: float, dry_run: bool, echo=click.echo) -> None:
+    """List the open payments at least `minutes` old and (unless a dry run) cancel them."""
+    clock, timeout = current_app.config["CLOCK"], current_app.config["PAYMENT_TIMEOUT_MINUTES"]
+    now = clock()
+    label = deletion.minutes_label(minutes)
+    echo(f"Cleaning up pending payments older than {label} minutes...")
+    found = stale_open_payments(now, minutes)
+    echo(f"Found {len(found)} old pending payments")
+    for payment in found:
+        echo(f"  Payment {payment.transaction_id}: {(now - payment.created_at) // deletion.MINUTE} minutes old, "
+             f"Cart: {payment.cart_id}")
+    if dry_run:
+        cart_ids = list(dict.fromkeys(p.cart_id for p in found))
+        echo(f"Dry run: would cancel {len(found)} old pending payments affecting {len(cart_ids)} carts")
+        return
+    db.session.rollback()  # end the read before the sweep's own transactions
+    result = sweep(now=now, timeout_minutes=minutes, actor=CLI_ACTOR)
+    metrics.record_sweep(len(result.cancelled), result.duration_s)
+    echo(f"Successfully cancelled {len(result.cancelled)} old pending payments affecting "
+         f"{len(result.cart_ids)} carts")
+    echo("")
+    echo("Affected carts:")
+    for cart_id in result.cart_ids:
+        cart = db.session.get(Cart, cart_id)
+        info = deletion.deletion_info(cart, deletion.payments_of(cart_id), now=now, timeout_minutes=timeout)
+        echo(f"  Cart {cart_id}: Can delete: {info.can_delete}")
+    echo("")
+    echo("Cleanup completed!")
+
+
+def register(app: Flask) -> None:
+    @app.cli.command("cleanup-old-pending-payments")
+    @click.option("--dry-run", is_flag=True, help="List what would be cancelled; change nothing.")
+    @click.option("--minutes", callback=positive_minutes, metavar="N",
+                  help="Age threshold in minutes (default: PAYMENT_TIMEOUT_MINUTES).")
+    def cleanup_command(dry_run: bool, minutes: float | None):
+        """Cancel open payments older than the timeout (or --minutes N)."""
+        report = sys.stdout
+        # stdout carries the seed's report alone; the sweep's JSON log lines (payment.transition) go to stderr.
+        with contextlib.redirect_stdout(sys.stderr):
+            cleanup_old_pending_payments(minutes or current_app.config["PAYMENT_TIMEOUT_MINUTES"], dry_run,
+                                         echo=lambda line: click.echo(line, file=report))

@@ -1,0 +1,111 @@
+"""One JSON error envelope for every error, Werkzeug's included."""
+
+import structlog
+from flask import Flask, jsonify
+from pydantic import ValidationError
+from sqlalchemy.exc import OperationalError
+from werkzeug.exceptions import HTTPException
+from werkzeug.http import HTTP_STATUS_CODES
+
+from machines import InvalidTransition
+from persistence.errors import BadCredentials, Conflict, InvalidFields, InvalidSignature, NotFound
+from persistence.writer import TransitionConflict
+
+log = structlog.get_logger()
+
+
+class ApiError(Exception):
+    """An error answer the views raise directly."""
+
+    def __init__(self, status: int, error: str, detail: str, headers: dict | None = None, **extra):
+        super().__init__(detail)
+        self.status = status
+        self.body = {"error": error, "detail": detail, **extra}
+        self.headers = headers or {}
+
+
+def error_response(status_code: int, error: str, detail: str, headers: dict | None = None, /, **extra):
+    """The envelope: {"error", "detail", ...extra}; positional-only so `extra` may hold any name."""
+    response = jsonify({"error": error, "detail": detail, **extra})
+    response.status_code = status_code
+    response.headers.update(headers or {})
+    return response
+
+
+def field_errors(exc: ValidationError) -> dict[str, str]:
+    """Pydantic's errors as {field: message}; a body-level error is under `body`."""
+    fields: dict[str, str] = {}
+    for err in exc.errors():
+        name = ".".join(str(part) for part in err["loc"]) or "body"
+        message = err["msg"].removeprefix("Value error, ")
+        if err["type"] == "extra_forbidden":
+            message = "Unknown field."
+        fields.setdefault(name, message)
+    return fields
+
+
+def register(app: Flask) -> None:
+    @app.errorhandler(ApiError)
+    def api_error(exc: ApiError):
+        return error_response(exc.status, exc.body.pop("error"), exc.body.pop("detail"), exc.headers, **exc.body)
+
+    @app.errorhandler(ValidationError)
+    def invalid_body(exc: ValidationError):
+        return error_response(400, "Invalid request", "One or more fields are invalid.", fields=field_errors(exc))
+
+    @app.errorhandler(InvalidFields)
+    def invalid_fields(exc: InvalidFields):
+        return error_response(400, "Invalid request", "One or more fields are invalid.", fields=exc.fields)
+
+    @app.errorhandler(InvalidSignature)
+    def invalid_signature(exc):
+        return error_response(400, "Invalid signature", "The payment signature did not verify; nothing changed.",
+                              reason="invalid_signature")
+
+    @app.errorhandler(NotFound)
+    def not_found(exc: NotFound):
+        return error_response(404, "Not found", f"No such {exc.what}.")
+
+    @app.errorhandler(BadCredentials)
+    def bad_credentials(exc):
+        return error_response(401, "Unauthorized", "Wrong email or password.",
+                              {"WWW-Authenticate": "Bearer"})
+
+    @app.errorhandler(Conflict)
+    def conflict(exc: Conflict):
+        return error_response(409, exc.error, exc.detail, reason=exc.reason, **exc.extra)
+
+    @app.errorhandler(InvalidTransition)
+    @app.errorhandler(TransitionConflict)
+    def lost_race(exc):
+        return error_response(409, "Conflict", "The resource changed state while the request ran; re-read it.",
+                              reason="state_conflict")
+
+    @app.errorhandler(HTTPException)
+    def http_error(exc: HTTPException):
+        headers = {}
+        if exc.code == 405 and exc.valid_methods:
+            headers["Allow"] = ", ".join(exc.valid_methods)
+        return error_response(exc.code or 500, exc.name, exc.description or exc.name, headers)
+
+    @app.after_request
+    def json_redirect(response):
+        # A doubled or missing slash is a routing redirect (308), which Flask answers with Werkzeug's
+        # HTML page without calling any error handler: answer it in JSON like everything else.
+        if 300 <= response.status_code < 400 and response.mimetype == "text/html":
+            location = response.headers.get("Location", "")
+            return error_response(response.status_code, HTTP_STATUS_CODES.get(response.status_code, "Redirect"),
+                                  f"The resource is at {location}.", {"Location": location})
+        return response
+
+    @app.errorhandler(OperationalError)
+    def database_unavailable(exc: OperationalError):
+        log.error("database.unavailable", error=type(exc.orig).__name__ if exc.orig else type(exc).__name__)
+        return error_response(503, "Service Unavailable", "The database cannot be reached; retry shortly.",
+                              {"Retry-After": "1"})
+
+    @app.errorhandler(Exception)
+    def unexpected(exc: Exception):
+        # Logged with its traceback; the client never sees internals.
+        log.exception("request.unhandled_error")
+        return error_response(500, "Internal Server Error", "The server could not complete the request.")

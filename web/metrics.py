@@ -1,0 +1,141 @@
+"""Prometheus metrics: defined here, exposed at /metrics, correct across gunicorn workers.
+
+Under gunicorn, gunicorn.conf.py sets PROMETHEUS_MULTIPROC_DIR before any
+worker starts; prometheus-client then keeps each worker's samples in files
+there and /metrics adds them up, whichever worker answers the scrape. The
+open-payment gauges are not kept per process: they are one cheap query at
+scrape time.
+"""
+
+import os
+import time
+from datetime import timedelta
+
+from flask import Flask, current_app
+from prometheus_client import (CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, Counter, Gauge, Histogram,
+                               generate_latest)
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.multiprocess import MultiProcessCollector
+from sqlalchemy import case, func, select
+from sqlalchemy.exc import SQLAlchemyError
+
+from machines import OPEN_PAYMENT_STATES
+from persistence import writer
+from persistence.db import db
+from persistence.models import Payment
+
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+
+REQUEST_LATENCY = Histogram(
+    "http_request_duration_seconds", "Time to answer a request, by URL rule, method and status.",
+    ["endpoint", "method", "status"],
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
+)
+TRANSITIONS = Counter(
+    "state_transitions", "State machine triggers by entity, trigger and outcome: accepted (committed), "
+    "refused (a late capture recorded with accepted=false), rejected (not allowed from the state, or lost a race).",
+    ["entity", "trigger", "outcome"],
+)
+LATE_CAPTURES = Counter(
+    "payment_late_captures", "Captures refused because the payment was no longer PENDING: each needs a refund.")
+SWEEP_RUNS = Counter("payment_sweep_runs", "Sweeps of stale open payments, by outcome (ok or failed).", ["outcome"])
+SWEEP_CANCELLED = Counter("payment_sweep_cancelled", "Stale open payments the sweep cancelled (timeout).")
+SWEEP_DURATION = Histogram("payment_sweep_duration_seconds", "Time one sweep run took.",
+                           buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0))
+SWEEP_LAST_SUCCESS = Gauge("payment_sweep_last_success_timestamp_seconds",
+                           "Unix time of the last sweep that finished without error.", multiprocess_mode="max")
+
+
+def observe_request(endpoint: str, method: str, status: int, seconds: float) -> None:
+    REQUEST_LATENCY.labels(endpoint, method, str(status)).observe(seconds)
+
+
+def count_transition(moved: writer.Moved, outcome: str) -> None:
+    """A `persistence.writer` observer: one count per trigger, and late captures apart."""
+    TRANSITIONS.labels(moved.entity, moved.trigger, outcome).inc()
+    if outcome == "refused" and moved.entity == "payment" and moved.trigger == "succeed":
+        LATE_CAPTURES.inc()
+
+
+def record_sweep(cancelled: int, duration_s: float, *, failed: bool = False) -> None:
+    """Count one sweep run; the sweep's caller (scheduler, CLI) calls this after each run."""
+    SWEEP_RUNS.labels("failed" if failed else "ok").inc()
+    SWEEP_DURATION.observe(duration_s)
+    if not failed:
+        SWEEP_CANCELLED.inc(cancelled)
+        SWEEP_LAST_SUCCESS.set(time.time())
+
+
+class OpenPaymentsCollector:
+    """Open payments by state, how many are past the timeout, and the oldest's age: one query per scrape."""
+
+    def __init__(self, app: Flask):
+        self.app = app
+
+    def collect(self):
+        up = GaugeMetricFamily("metrics_database_up", "1 if the scrape could query the database, else 0.")
+        try:
+            rows = self._query()
+        except SQLAlchemyError:
+            db.session.rollback()
+            up.add_metric([], 0)
+            yield up
+            return
+        up.add_metric([], 1)
+        yield up
+        by_state = GaugeMetricFamily("payments_open", "Open payments (INITIATED, PENDING) by state.",
+                                     labels=["state"])
+        stale = GaugeMetricFamily("payments_open_stale", "Open payments older than PAYMENT_TIMEOUT_MINUTES, "
+                                  "by state: the sweep should have cancelled them.", labels=["state"])
+        oldest = GaugeMetricFamily("payments_open_oldest_age_seconds", "Age of the oldest open payment "
+                                   "(0 when there is none).")
+        now = self.app.config["CLOCK"]()
+        oldest_at = None
+        for state in OPEN_PAYMENT_STATES:
+            count, stale_count, first = rows.get(state.value, (0, 0, None))
+            by_state.add_metric([state.value], count)
+            stale.add_metric([state.value], stale_count or 0)
+            if first is not None and (oldest_at is None or first < oldest_at):
+                oldest_at = first
+        oldest.add_metric([], max((now - oldest_at).total_seconds(), 0.0) if oldest_at else 0.0)
+        yield from (by_state, stale, oldest)
+
+    def _query(self) -> dict:
+        cutoff = self.app.config["CLOCK"]() - timedelta(minutes=self.app.config["PAYMENT_TIMEOUT_MINUTES"])
+        statement = (
+            select(Payment.status, func.count(), func.sum(case((Payment.created_at <= cutoff, 1), else_=0)),
+                   func.min(Payment.created_at))
+            .where(Payment.status.in_([s.value for s in OPEN_PAYMENT_STATES]))
+            .group_by(Payment.status)
+        )
+        rows = {status: (count, stale, first) for status, count, stale, first in db.session.execute(statement)}
+        db.session.rollback()
+        return rows
+
+
+class _Scrape:
+    """The collectors of one scrape: this process's (or every worker's) metrics plus the database's."""
+
+    def __init__(self, *collectors):
+        self.collectors = collectors
+
+    def collect(self):
+        for collector in self.collectors:
+            yield from collector.collect()
+
+
+def exposition() -> tuple[bytes, str]:
+    """The body and content type of /metrics."""
+    if os.environ.get(MULTIPROC_ENV):
+        process_metrics = CollectorRegistry()
+        MultiProcessCollector(process_metrics)
+    else:
+        process_metrics = REGISTRY
+    scrape = _Scrape(process_metrics, OpenPaymentsCollector(current_app._get_current_object()))
+    return generate_latest(scrape), CONTENT_TYPE_LATEST
+
+
+def register(app: Flask) -> None:
+    """Count transitions as the writer reports them; idempotent (tests build many apps)."""
+    if count_transition not in writer.transition_observers:
+        writer.transition_observers.append(count_transition)

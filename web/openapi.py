@@ -1,0 +1,263 @@
+"""The OpenAPI 3.1 document, built from the pydantic models the code validates and answers with.
+
+Every operation of SPEC §3 is one `Operation` below: its request model (from
+web/schemas.py), its answer (from web/openapi_models.py) and every other
+status it can answer with. Nothing here is hand-written JSON Schema: the
+schemas come from `model_json_schema` through `models_json_schema`.
+"""
+
+from dataclasses import dataclass, field
+
+from pydantic import BaseModel
+from pydantic.json_schema import models_json_schema
+
+from machines import CartStatus
+from web import openapi_models as out
+from web import schemas as body
+
+REF = "#/components/schemas/{model}"
+
+
+@dataclass(frozen=True)
+class Many:
+    """A JSON array of one model."""
+
+    model: type[BaseModel]
+
+
+@dataclass(frozen=True)
+class OneOf:
+    """Any one of several models (listed most specific first)."""
+
+    models: tuple[type[BaseModel], ...]
+
+
+TEXT = "text/plain"
+
+Shape = type[BaseModel] | Many | OneOf | str
+
+
+@dataclass(frozen=True)
+class Param:
+    name: str
+    where: str  # path, query or header
+    schema: dict
+    required: bool = False
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class Operation:
+    method: str
+    path: str
+    summary: str
+    tag: str
+    ok: int
+    answer: Shape
+    errors: tuple[int, ...]
+    body: type[BaseModel] | None = None
+    body_required: bool = True
+    auth: bool = True
+    params: tuple[Param, ...] = ()
+    # Extra answers of this operation only: status -> (shape, description, headers).
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def operation_id(self) -> str:
+        return f"{self.method}_{self.path.strip('/').replace('/', '_').replace('{', '').replace('}', '')}"
+
+
+# OpenAPI links: the ids a success answer hands to other operations (a stateful fuzzer follows them).
+_CART = {"cart_id": "$response.body#/cart_id"}
+_PAYMENT = {"transaction_id": "$response.body#/transaction_id"}
+LINKS = {
+    ("post", "/api/cart/carts/"): [(op, _CART) for op in (
+        ("get", "/api/cart/carts/{cart_id}/"), ("patch", "/api/cart/carts/{cart_id}/"),
+        ("post", "/api/cart/carts/{cart_id}/items/"), ("get", "/api/cart/carts/{cart_id}/history/"),
+        ("get", "/api/cart/carts/{cart_id}/deletion_status/"),
+        ("post", "/api/cart/carts/{cart_id}/cleanup_old_payments/"), ("delete", "/api/cart/carts/{cart_id}/"))],
+    ("post", "/api/cart/carts/{cart_id}/items/"): [
+        (("delete", "/api/cart/carts/{cart_id}/items/{item_id}/"),
+         {**_CART, "item_id": "$response.body#/items/0/item_id"})],
+    ("post", "/api/payments/"): [(op, _PAYMENT) for op in (
+        ("get", "/api/payments/{transaction_id}/"), ("get", "/api/payments/{transaction_id}/history/"),
+        ("post", "/api/payments/{transaction_id}/cancel/"), ("post", "/api/payments/{transaction_id}/confirm/"))],
+}
+
+
+def _id(name: str, what: str) -> Param:
+    return Param(name, "path", {"type": "string"}, True, f"The {what}; another user's is not found (404).")
+
+
+CART_ID = _id("cart_id", "cart's id (UUID)")
+ITEM_ID = _id("item_id", "item's id (UUID)")
+TXN = _id("transaction_id", "payment's transaction id (TXN + 12 letters/digits)")
+BOOKING_ID = _id("booking_id", "booking's id (UUID)")
+IDEMPOTENCY_KEY = Param("Idempotency-Key", "header", {"type": "string"}, False,
+                        "1-255 visible ASCII characters; the same key and body replay the first answer.")
+GATEWAY_SIGNATURE = Param("X-Gateway-Signature", "header", {"type": "string"}, True,
+                          "hex(HMAC-SHA256(GATEWAY_WEBHOOK_SECRET, raw body)); missing or wrong is a 401.")
+CART_STATUS = Param("status", "query", {"type": "string", "enum": [s.value for s in CartStatus]}, False,
+                    "Only carts in this state (any other value is a 400).")
+
+W = (400, 401, 404, 409, 413, 503)  # a write on an owned resource
+
+OPERATIONS: tuple[Operation, ...] = (
+    Operation("post", "/api/auth/register", "Create an account and return its first token.", "auth", 201,
+              out.Registered, (400, 409, 413, 503), body.Registration, auth=False),
+    Operation("post", "/api/auth/token", "Exchange email and password for a new bearer token.", "auth", 200,
+              out.Token, (400, 401, 413, 429, 503), body.Credentials, auth=False),
+    Operation("get", "/api/services/", "List every bookable service.", "catalogue", 200, Many(out.ServiceOut),
+              (503,), auth=False),
+    Operation("post", "/api/services/", "Add a service to the catalogue (admins only).", "catalogue", 201,
+              out.ServiceOut, (400, 401, 403, 413, 503), body.NewService),
+    Operation("post", "/api/cart/carts/", "Create an empty cart, optionally with its slot.", "carts", 201,
+              out.CartOut, (400, 401, 413, 503), body.Slot, body_required=False),
+    Operation("get", "/api/cart/carts/", "List the caller's carts that are not DELETED.", "carts", 200,
+              Many(out.CartOut), (400, 401, 503), params=(CART_STATUS,)),
+    Operation("get", "/api/cart/carts/{cart_id}/", "Show one of the caller's carts.", "carts", 200, out.CartOut,
+              (401, 404, 503), params=(CART_ID,)),
+    Operation("patch", "/api/cart/carts/{cart_id}/", "Choose or change the booking slot.", "carts", 200,
+              out.CartOut, W, body.Slot, params=(CART_ID,)),
+    Operation("delete", "/api/cart/carts/{cart_id}/",
+              "Delete the cart (stale open payments are cancelled first).", "cart deletion", 200, out.CartDeleted,
+              (400, 401, 404, 413, 503), body.Empty, body_required=False, params=(CART_ID,),
+              extra={409: (OneOf((out.DeletionBlocked, out.ConflictBody)),
+                           "Fresh open payments remain (with Retry-After), or the cart is CONVERTED "
+                           "(`cart_converted`, with its `booking_id`) or not ACTIVE.", ("Retry-After",))}),
+    Operation("get", "/api/cart/carts/{cart_id}/deletion_status/", "Say whether the cart can be deleted, and "
+              "when.", "cart deletion", 200, out.DeletionStatus, (401, 404, 503), params=(CART_ID,)),
+    Operation("post", "/api/cart/carts/{cart_id}/cleanup_old_payments/",
+              "Cancel the cart's stale open payments.", "cart deletion", 200, out.CleanupResult, W, body.Empty,
+              body_required=False, params=(CART_ID,)),
+    Operation("post", "/api/cart/carts/{cart_id}/items/", "Add a service to the cart, or add to its quantity.",
+              "carts", 201, out.CartOut, W, body.NewItem, params=(CART_ID,)),
+    Operation("delete", "/api/cart/carts/{cart_id}/items/{item_id}/", "Take an item out of the cart.", "carts",
+              200, out.CartOut, W, body.Empty, body_required=False, params=(CART_ID, ITEM_ID)),
+    Operation("get", "/api/cart/carts/{cart_id}/history/", "The cart's transitions, oldest first.", "carts", 200,
+              Many(out.HistoryEntry), (401, 404, 503), params=(CART_ID,)),
+    Operation("post", "/api/payments/", "Start a payment for the caller's cart.", "payments", 201, out.PaymentOut,
+              (400, 401, 404, 409, 413, 502, 503), body.NewPayment, params=(IDEMPOTENCY_KEY,)),
+    Operation("get", "/api/payments/{transaction_id}/", "Show one of the caller's payments.", "payments", 200,
+              out.PaymentOut, (401, 404, 503), params=(TXN,)),
+    Operation("get", "/api/payments/{transaction_id}/history/",
+              "The payment's transitions, refused captures included, oldest first.", "payments", 200,
+              Many(out.HistoryEntry), (401, 404, 503), params=(TXN,)),
+    Operation("post", "/api/payments/{transaction_id}/confirm/",
+              "Verify the gateway's signature and turn the payment into a booking.", "payments", 200,
+              out.Confirmed, W, body.Confirmation, params=(TXN,)),
+    Operation("post", "/api/payments/{transaction_id}/cancel/", "Cancel one of the caller's open payments.",
+              "payments", 200, out.PaymentOut, W, body.Empty, body_required=False, params=(TXN,)),
+    Operation("post", "/api/payments/webhook/", "Apply a signed gateway event once.", "payments", 200,
+              out.WebhookAck, (400, 401, 413, 503), body.GatewayEvent, auth=False, params=(GATEWAY_SIGNATURE,)),
+    Operation("get", "/api/bookings/", "List the caller's bookings, newest first.", "bookings", 200,
+              Many(out.BookingOut), (401, 503)),
+    Operation("get", "/api/bookings/{booking_id}/", "Show one of the caller's bookings.", "bookings", 200,
+              out.BookingOut, (401, 404, 503), params=(BOOKING_ID,)),
+    Operation("get", "/healthz", "Say whether the service and its database are up.", "operations", 200,
+              out.Health, (), auth=False,
+              extra={503: (out.Unhealthy, "The database cannot be reached.", ())}),
+    Operation("get", "/metrics", "Prometheus metrics, every worker's added up.", "operations", 200, TEXT, (),
+              auth=False),
+    Operation("get", "/openapi.json", "This document.", "operations", 200, "application/json", (), auth=False),
+)
+
+_ERRORS = {
+    400: (out.ErrorBody, "Malformed JSON, or invalid fields (each named in `fields`).", ()),
+    401: (out.ErrorBody, "Missing or bad credentials.", ("WWW-Authenticate",)),
+    403: (out.ErrorBody, "Not allowed (admins only).", ()),
+    404: (out.ErrorBody, "No such resource for this caller.", ()),
+    409: (out.ConflictBody, "The current state refuses the request; `reason` says why.", ()),
+    413: (out.ErrorBody, "The body is over 64 KiB.", ()),
+    429: (out.ConflictBody, "Too many failed logins for this email or address; `Retry-After` says when to "
+                            "try again.", ("Retry-After",)),
+    502: (out.GatewayErrorBody, "The payment gateway could not create the order.", ()),
+    503: (out.ErrorBody, "The database cannot be reached; retry shortly.", ("Retry-After",)),
+}
+
+_HEADERS = {
+    "X-Request-ID": {"description": "The caller's X-Request-ID if well formed (1-128 of A-Z a-z 0-9 - _), "
+                                    "else a new one; it is in every log line of the request.",
+                     "schema": {"type": "string", "pattern": "^[A-Za-z0-9_-]{1,128}$"}, "required": True},
+    "WWW-Authenticate": {"schema": {"type": "string"}},
+    "Retry-After": {"description": "Whole seconds to wait.", "schema": {"type": "string", "pattern": r"^\d+$"}},
+}
+
+
+def _models(shape: Shape) -> list[type[BaseModel]]:
+    if isinstance(shape, Many):
+        return [shape.model]
+    if isinstance(shape, OneOf):
+        return list(shape.models)
+    return [] if isinstance(shape, str) else [shape]
+
+
+def _content(shape: Shape, refs: dict) -> dict:
+    if shape == TEXT:
+        return {TEXT: {"schema": {"type": "string"}}}
+    if isinstance(shape, str):
+        return {shape: {"schema": {"type": "object"}}}
+    if isinstance(shape, Many):
+        schema = {"type": "array", "items": refs[(shape.model, "serialization")]}
+    elif isinstance(shape, OneOf):
+        schema = {"anyOf": [refs[(m, "serialization")] for m in shape.models]}
+    else:
+        schema = refs[(shape, "serialization")]
+    return {"application/json": {"schema": schema}}
+
+
+def _answer(shape: Shape, description: str, headers: tuple[str, ...], refs: dict) -> dict:
+    return {"description": description, "content": _content(shape, refs),
+            "headers": {name: {"$ref": f"#/components/headers/{name}"} for name in ("X-Request-ID", *headers)}}
+
+
+def _operation(op: Operation, refs: dict, by_route: dict) -> dict:
+    responses = {str(op.ok): _answer(op.answer, op.summary, (), refs)}
+    links = {by_route[target].operation_id: {"operationId": by_route[target].operation_id, "parameters": params}
+             for target, params in LINKS.get((op.method, op.path), [])}
+    if links:
+        responses[str(op.ok)]["links"] = links
+    for status in op.errors:
+        shape, description, headers = _ERRORS[status]
+        responses[str(status)] = _answer(shape, description, headers, refs)
+    for status, (shape, description, headers) in op.extra.items():
+        responses[str(status)] = _answer(shape, description, headers, refs)
+    spec = {
+        "operationId": op.operation_id,
+        "summary": op.summary,
+        "tags": [op.tag],
+        "security": [{"bearer": []}] if op.auth else [],
+        "responses": dict(sorted(responses.items())),
+    }
+    if op.params:
+        spec["parameters"] = [
+            {"name": p.name, "in": p.where, "required": p.required, "schema": p.schema,
+             **({"description": p.description} if p.description else {})} for p in op.params]
+    if op.body is not None:
+        spec["requestBody"] = {"required": op.body_required,
+                               "content": {"application/json": {"schema": refs[(op.body, "validation")]}}}
+    return spec
+
+
+def build_document() -> dict:
+    """The whole document; pure (no app needed), so tests and the endpoint build the same thing."""
+    wanted = {(op.body, "validation") for op in OPERATIONS if op.body is not None}
+    for op in OPERATIONS:
+        wanted |= {(m, "serialization") for m in _models(op.answer)}
+        wanted |= {(m, "serialization") for shape, _, _ in op.extra.values() for m in _models(shape)}
+    wanted |= {(m, "serialization") for shape, _, _ in _ERRORS.values() for m in _models(shape)}
+    refs, defs = models_json_schema(sorted(wanted, key=lambda pair: (pair[0].__name__, pair[1])),
+                                    ref_template=REF)
+    by_route = {(op.method, op.path): op for op in OPERATIONS}
+    paths: dict[str, dict] = {}
+    for op in OPERATIONS:
+        paths.setdefault(op.path, {})[op.method] = _operation(op, refs, by_route)
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "Cart, payment and booking service", "version": "1.0.0",
+                 "description": "Carts, payments and bookings (SPEC §3). Errors are "
+                                "`{\"error\", \"detail\", \"reason\"?, \"fields\"?}`."},
+        "paths": paths,
+        "components": {"schemas": defs.get("$defs", {}), "headers": _HEADERS,
+                       "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}}},
+    }

@@ -1,0 +1,113 @@
+"""Request bodies, strictly typed (SPEC §2): the validation and the OpenAPI come from here."""
+
+import re
+import uuid
+from datetime import date, time
+from decimal import Decimal, InvalidOperation
+from typing import Annotated, Literal
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictInt, StrictStr
+
+_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+_TIME = re.compile(r"^\d{2}:\d{2}$")
+_PRICE = re.compile(r"^\d{1,10}(\.\d{1,2})?$")
+
+
+def _uuid(value: str) -> str:
+    try:
+        return str(uuid.UUID(value)) if len(value) == 36 else _bad_uuid()
+    except ValueError:
+        return _bad_uuid()
+
+
+def _bad_uuid():
+    raise ValueError("must be a UUID string")
+
+
+def _date(value: str) -> date:
+    try:
+        if _DATE.match(value):
+            return date.fromisoformat(value)
+    except ValueError:
+        pass
+    raise ValueError("must be a date string YYYY-MM-DD")
+
+
+def _time(value: str) -> time:
+    try:
+        if _TIME.match(value):
+            return time.fromisoformat(value)
+    except ValueError:
+        pass
+    raise ValueError("must be a time string HH:MM")
+
+
+def _price(value: str) -> Decimal:
+    if not _PRICE.match(value):
+        raise ValueError("must be a decimal string with at most two places, such as \"500.00\"")
+    try:
+        return Decimal(value).quantize(Decimal("0.01"))
+    except InvalidOperation:
+        raise ValueError("must be a decimal string") from None
+
+
+# json_schema_extra documents each format in the OpenAPI document without changing validation or its messages.
+UuidStr = Annotated[StrictStr, AfterValidator(_uuid), Field(json_schema_extra={
+    "format": "uuid", "pattern": "^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"})]
+DateStr = Annotated[StrictStr, AfterValidator(_date), Field(json_schema_extra={
+    "format": "date", "pattern": _DATE.pattern})]
+TimeStr = Annotated[StrictStr, AfterValidator(_time), Field(json_schema_extra={"pattern": _TIME.pattern})]
+PriceStr = Annotated[StrictStr, AfterValidator(_price), Field(json_schema_extra={"pattern": _PRICE.pattern})]
+
+
+class Body(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+
+class Credentials(Body):
+    email: Annotated[StrictStr, Field(min_length=3, max_length=254, pattern=r"^[^@\s]+@[^@\s]+$")]
+    password: Annotated[StrictStr, Field(max_length=1024)]
+
+
+class Registration(Credentials):
+    password: Annotated[StrictStr, Field(min_length=8, max_length=1024)]
+
+
+class NewService(Body):
+    name: Annotated[StrictStr, Field(min_length=1, max_length=200)]
+    price: PriceStr
+    duration_minutes: Annotated[StrictInt, Field(ge=1, le=24 * 60)]
+
+
+class Slot(Body):
+    """A booking slot; either part may be null (not chosen yet)."""
+
+    selected_date: DateStr | None = None
+    selected_time: TimeStr | None = None
+
+
+class NewItem(Body):
+    service_id: UuidStr
+    quantity: Annotated[StrictInt, Field(ge=1, le=99)]
+
+
+class NewPayment(Body):
+    cart_id: UuidStr
+
+
+class Confirmation(Body):
+    provider_payment_id: Annotated[StrictStr, Field(min_length=1, max_length=64)]
+    signature: Annotated[StrictStr, Field(min_length=1, max_length=256)]
+
+
+class GatewayEvent(BaseModel):
+    model_config = ConfigDict(extra="ignore", strict=True)
+
+    event_id: Annotated[StrictStr, Field(min_length=1, max_length=128)]
+    event: Literal["payment.captured", "payment.failed"]
+    provider_order_id: Annotated[StrictStr, Field(min_length=1, max_length=64)]
+    provider_payment_id: Annotated[StrictStr, Field(min_length=1, max_length=64)]
+
+
+class Empty(Body):
+    """Endpoints that take no fields accept `{}` or no body at all."""

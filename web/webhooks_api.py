@@ -1,0 +1,29 @@
+"""The gateway's webhook: signed by the gateway, no bearer token."""
+
+from flask import Blueprint, current_app, request
+from pydantic import ValidationError
+
+from persistence.webhooks import handle_event
+from web.clock import now
+from web.errors import ApiError, field_errors
+from web.requests import json_object
+from web.schemas import GatewayEvent
+
+bp = Blueprint("webhooks", __name__, url_prefix="/api/payments")
+
+
+@bp.post("/webhook/")
+def webhook():
+    """Apply a signed gateway event once; 200 whenever it is recorded, whatever its outcome."""
+    raw = request.get_data(cache=True)
+    signature = request.headers.get("X-Gateway-Signature", "")
+    if not signature or not current_app.extensions["gateway"].verify_webhook(raw, signature):
+        raise ApiError(401, "Unauthorized", "Missing or invalid X-Gateway-Signature.")
+    try:
+        event = GatewayEvent.model_validate(json_object())
+    except ValidationError as exc:
+        raise ApiError(400, "Invalid event", "The body is not a payment.captured or payment.failed event.",
+                       fields=field_errors(exc)) from None
+    outcome = handle_event(event.event_id, event.event, event.provider_order_id, event.provider_payment_id,
+                           now=now())
+    return {"event_id": event.event_id, "outcome": outcome}
