@@ -6,7 +6,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.exc import IntegrityError
 from werkzeug.security import check_password_hash, generate_password_hash
 
@@ -83,7 +83,20 @@ def log_in(email: str, password: str, *, address: str, now: datetime, limits: Lo
     return token
 
 
-def user_for_token(token: str) -> User | None:
-    return db.session.scalar(
-        select(User).join(ApiToken, ApiToken.user_id == User.id).where(ApiToken.token_hash == _token_digest(token))
-    )
+@dataclass(frozen=True)
+class Caller:
+    """Who a bearer token speaks for: all a request needs of its user."""
+
+    id: str
+    is_admin: bool
+
+
+# Asked on every authenticated request: built once (SQLAlchemy then keeps its compiled
+# form), and plain columns rather than a User object to load.
+_CALLER_BY_TOKEN = (select(User.id, User.is_admin).join(ApiToken, ApiToken.user_id == User.id)
+                    .where(ApiToken.token_hash == bindparam("p_token_hash")))
+
+
+def user_for_token(token: str) -> Caller | None:
+    row = db.session.execute(_CALLER_BY_TOKEN, {"p_token_hash": _token_digest(token)}).first()
+    return Caller(row.id, row.is_admin) if row else None

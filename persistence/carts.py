@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, time
 from decimal import Decimal
 
-from sqlalchemy import exists, func, select
+from sqlalchemy import bindparam, exists, func, select
 
 from machines import OPEN_PAYMENT_STATES, CartStatus
 from persistence.db import db
@@ -45,17 +45,19 @@ class CartView:
         return sum((item.line_total for item in self.items), Decimal("0.00"))
 
 
+# Built once: SQLAlchemy then reuses its compiled form on every call.
+_ITEMS_OF_CARTS = (
+    select(CartItem.cart_id, CartItem.id, CartItem.service_id, Service.name, CartItem.quantity, CartItem.unit_price)
+    .join(Service, Service.id == CartItem.service_id)
+    .where(CartItem.cart_id.in_(bindparam("p_cart_ids", expanding=True)))
+    .order_by(CartItem.created_at, CartItem.id)
+)
+
+
 def items_of(cart_ids: list[str]) -> dict[str, list[ItemView]]:
     """The items of several carts in one query, in the order they were added."""
-    rows = db.session.execute(
-        select(CartItem.cart_id, CartItem.id, CartItem.service_id, Service.name, CartItem.quantity,
-               CartItem.unit_price)
-        .join(Service, Service.id == CartItem.service_id)
-        .where(CartItem.cart_id.in_(cart_ids))
-        .order_by(CartItem.created_at, CartItem.id)
-    )
     by_cart: dict[str, list[ItemView]] = {cart_id: [] for cart_id in cart_ids}
-    for row in rows:
+    for row in db.session.execute(_ITEMS_OF_CARTS, {"p_cart_ids": list(cart_ids)}):
         by_cart[row.cart_id].append(ItemView(row.id, row.service_id, row.name, row.quantity, row.unit_price))
     return by_cart
 

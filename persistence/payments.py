@@ -26,7 +26,8 @@ from persistence.bookings import BookingView, booking_for_payment
 from persistence.db import db
 from persistence.errors import Conflict, InvalidSignature, NotFound
 from persistence.models import Booking, Cart, IdempotencyKey, Payment
-from persistence.writer import CART, PAYMENT, TransitionConflict, record_refusal, transition, transition_all
+from persistence.writer import CART, PAYMENT, Step, TransitionConflict, record_refusal, transition, \
+    transition_together
 
 log = structlog.get_logger()
 
@@ -127,7 +128,7 @@ def submit_payment(payment: Payment, provider_order_id: str, *, actor: str, now:
 def confirm(owner_id: str, transaction_id: str, provider_payment_id: str, signature: str, *,
             verify: Callable[[str, str, str], bool], actor: str, now: datetime) -> Captured:
     """The customer's return from the gateway: verify the signature, then capture."""
-    found = payment_and_cart(Payment.transaction_id == transaction_id, Payment.user_id == owner_id)
+    found = payment_and_cart(owner_id, transaction_id)
     if found is None:
         raise NotFound("payment")
     payment, cart = found
@@ -136,9 +137,25 @@ def confirm(owner_id: str, transaction_id: str, provider_payment_id: str, signat
     return capture(payment, cart, provider_payment_id, actor=actor, now=now)
 
 
-def payment_and_cart(*where) -> tuple[Payment, Cart] | None:
-    """A payment and its cart, in one query."""
-    row = db.session.execute(select(Payment, Cart).join(Cart, Cart.id == Payment.cart_id).where(*where)).first()
+_PAYMENT_AND_CART = select(Payment, Cart).join(Cart, Cart.id == Payment.cart_id)
+# Built once each: SQLAlchemy then reuses their compiled form.
+_OWNERS_PAYMENT = _PAYMENT_AND_CART.where(Payment.transaction_id == bindparam("p_txn"),
+                                          Payment.user_id == bindparam("p_owner"))
+_PAYMENT_OF_ORDER = _PAYMENT_AND_CART.where(Payment.provider_order_id == bindparam("p_order"))
+
+
+def payment_and_cart(owner_id: str, transaction_id: str) -> tuple[Payment, Cart] | None:
+    """The owner's payment and its cart, in one query."""
+    return _first_pair(_OWNERS_PAYMENT, {"p_txn": transaction_id, "p_owner": owner_id})
+
+
+def payment_and_cart_of_order(provider_order_id: str) -> tuple[Payment, Cart] | None:
+    """The payment of a gateway order and its cart, in one query."""
+    return _first_pair(_PAYMENT_OF_ORDER, {"p_order": provider_order_id})
+
+
+def _first_pair(statement, params: dict) -> tuple[Payment, Cart] | None:
+    row = db.session.execute(statement, params).first()
     return (row[0], row[1]) if row else None
 
 
@@ -166,23 +183,28 @@ def capture(payment: Payment, cart: Cart, provider_payment_id: str, *, actor: st
     return captured
 
 
+# Which rows a capture moves, as bound parameters: its statement is built once.
+_THE_CART = Cart.id == bindparam("p_cart")
+_THE_PAYMENT = Payment.transaction_id == bindparam("p_txn")
+_ITS_SIBLINGS = (Payment.cart_id == bindparam("p_cart")) & (Payment.transaction_id != bindparam("p_txn"))
+
+
 def _capture_in_one_transaction(payment: Payment, cart: Cart, provider_payment_id: str, *,
                                 actor: str, now: datetime) -> Captured:
-    session = db.session
     # The cart first: its row lock serialises every capture of this cart.
-    transition(session, CART, cart.id, "convert", observed=cart.status, actor=actor, now=now, loaded=cart)
-    transition(session, PAYMENT, payment.transaction_id, "succeed", observed=payment.status, actor=actor,
-               now=now, facts={"verified": True}, values={"provider_payment_id": provider_payment_id},
-               loaded=payment)
-    transition_all(session, PAYMENT, "supersede",
-                   (Payment.cart_id == bindparam("p_cart")) & (Payment.transaction_id != bindparam("p_winner")),
-                   params={"p_cart": cart.id, "p_winner": payment.transaction_id}, shape="open siblings",
-                   actor=actor, now=now)
+    steps = [
+        Step(CART, "convert", _THE_CART, observed=cart.status, loaded=cart),
+        Step(PAYMENT, "succeed", _THE_PAYMENT, observed=payment.status, facts={"verified": True},
+             values=("provider_payment_id",), loaded=payment),
+        Step(PAYMENT, "supersede", _ITS_SIBLINGS, required=False),
+    ]
     booking = Booking(id=str(uuid.uuid4()), cart_id=cart.id, transaction_id=payment.transaction_id,
                       user_id=payment.user_id, status="CONFIRMED", selected_date=cart.selected_date,
                       selected_time=cart.selected_time, total=payment.amount, created_at=now)
-    session.add(booking)
-    session.flush()
+    params = {"p_cart": cart.id, "p_txn": payment.transaction_id, "p_set_provider_payment_id": provider_payment_id,
+              **{f"p_also_{column.name}": getattr(booking, column.key) for column in Booking.__table__.columns}}
+    transition_together(db.session, steps, params=params, shape="capture", actor=actor, now=now,
+                        also_insert=Booking.__table__)
     items = carts.items_of([cart.id])[cart.id]
     return Captured(PaymentView(payment, booking.id), BookingView(booking, items), carts.CartView(cart, items),
                     replayed=False)

@@ -39,7 +39,7 @@ def handle_event(event_id: str, event: str, provider_order_id: str, provider_pay
     """Apply one signed gateway event and return its outcome; a seen event id does nothing."""
     claim = WebhookClaim(event_id, event, provider_order_id, provider_payment_id, now)
     actor = f"webhook:{event_id}"
-    found = payments.payment_and_cart(Payment.provider_order_id == provider_order_id)
+    found = payments.payment_and_cart_of_order(provider_order_id)
     try:
         if found is None:
             return _record_only(claim, "unknown_order")

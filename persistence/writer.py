@@ -19,7 +19,8 @@ from dataclasses import dataclass
 from datetime import datetime
 
 import structlog
-from sqlalchemy import ColumnElement, String, Table, bindparam, event, insert, literal, select, true, update
+from sqlalchemy import ColumnElement, String, Table, bindparam, event, exists, insert, literal, select, true, \
+    union_all, update
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
@@ -144,6 +145,154 @@ def transition_all(
     to_state = kind.machine.destination(trigger).value
     return _compare_and_set(session, kind, trigger, to_state, where, params=params, shape=shape, actor=actor,
                             now=now, limit=limit, skip_locked=skip_locked)
+
+
+@dataclass(frozen=True)
+class Step:
+    """One transition of `transition_together`.
+
+    `where` picks the rows, with every value a `p_...` bindparam given in
+    `params`. A required step must move at least one row (it is checked
+    against the machine with `observed` and `facts` first); an optional one
+    moves whatever matching rows are in a source state, possibly none.
+    `values` names other columns set from `params["p_set_<name>"]`.
+    """
+
+    kind: EntityKind
+    trigger: str
+    where: ColumnElement[bool]
+    required: bool = True
+    observed: str | None = None
+    facts: dict | None = None
+    values: tuple[str, ...] = ()
+    loaded: object | None = None
+
+
+def transition_together(
+    session: Session,
+    steps: list[Step],
+    *,
+    params: dict,
+    shape: str,
+    actor: str,
+    now: datetime,
+    also_insert: Table | None = None,
+) -> list[Moved]:
+    """Fire several transitions that all happen or none do, then insert one row into `also_insert`.
+
+    On PostgreSQL this is one statement: it locks each step's rows in order,
+    and only when every required step found its row in a source state does it
+    update them all, insert the other row (its columns from
+    `params["p_also_<column>"]`) and write every history row. Otherwise it
+    changes nothing and raises TransitionConflict; the caller rolls back.
+    On SQLite the steps run one after the other inside the caller's
+    immediate transaction, with the same outcome.
+    """
+    for step in steps:
+        if step.required:
+            try:
+                step.kind.machine.decide(step.trigger, step.observed, **(step.facts or {}))
+            except InvalidTransition:
+                state = getattr(step.observed, "value", step.observed)
+                _notify(Moved(step.kind.name, "?", state, state, step.trigger, actor, now), "rejected")
+                raise
+    dialect = session.get_bind().dialect.name
+    key = ("together", shape, dialect)
+    statement = _STATEMENTS.get(key)
+    if statement is None:
+        statement = _STATEMENTS[key] = (_build_together(steps, also_insert) if dialect != "sqlite" else
+                                        _build_together_sqlite(steps, also_insert))
+    bound = {**params, "p_now": now, "p_actor": actor}
+    if dialect == "sqlite":
+        moved = _together_sqlite(session, steps, statement, bound, actor=actor, now=now)
+    else:
+        rows = session.execute(statement, bound).all()
+        to_states = {(s.kind.name, s.trigger): s.kind.machine.destination(s.trigger).value for s in steps}
+        moved = [Moved(r.entity, r.entity_id, r.from_state, to_states[(r.entity, r.trigger)], r.trigger, actor, now)
+                 for r in rows]
+        if not moved:
+            first = next(s for s in steps if s.required)
+            _notify(Moved(first.kind.name, "?", str(getattr(first.observed, "value", first.observed)),
+                          first.kind.machine.destination(first.trigger).value, first.trigger, actor, now), "rejected")
+            raise TransitionConflict(first.kind.name, "?", first.trigger)
+        session.info.setdefault("moved", []).extend(moved)
+    for step in steps:
+        if step.loaded is not None:
+            changed = {"status": step.kind.machine.destination(step.trigger).value, "updated_at": now,
+                       **{name: params[f"p_set_{name}"] for name in step.values}}
+            for name, value in changed.items():
+                set_committed_value(step.loaded, name, value)
+    return moved
+
+
+def _build_together(steps: list[Step], also_insert: Table | None):
+    # WITH locked_0 AS MATERIALIZED (SELECT id, status ... FOR UPDATE), locked_1 ..., -- in step order
+    #      ready AS (SELECT 1 FROM locked_<each required>),           -- empty unless all are there
+    #      moved_i AS (UPDATE ... FROM locked_i WHERE ... AND EXISTS (SELECT 1 FROM ready) RETURNING ...),
+    #      also AS (INSERT INTO <also_insert> SELECT :p_also_... WHERE EXISTS (SELECT 1 FROM ready))
+    # INSERT INTO transitions SELECT ... FROM moved_0 UNION ALL ... RETURNING ...
+    locks, moves = [], []
+    for i, step in enumerate(steps):
+        table = step.kind.table
+        id_col = table.c[step.kind.id_column]
+        sources = [state.value for state in step.kind.machine.sources(step.trigger)]
+        locked = (select(id_col.label("entity_id"), table.c.status.label("from_state"))
+                  .where(step.where, table.c.status.in_(sources)).order_by(id_col).with_for_update()
+                  .cte(f"locked_{i}").prefix_with("MATERIALIZED"))
+        locks.append(locked)
+    required = [lock for lock, step in zip(locks, steps) if step.required]
+    all_of_them = required[0]
+    for lock in required[1:]:
+        all_of_them = all_of_them.join(lock, true())
+    ready = select(literal(1).label("ok")).select_from(all_of_them).cte("ready")
+    is_ready = exists(select(ready.c.ok))
+    for i, (step, locked) in enumerate(zip(steps, locks)):
+        table = step.kind.table
+        assignments = {"status": step.kind.machine.destination(step.trigger).value,
+                       "updated_at": bindparam("p_now", type_=UTCDateTime()),
+                       **{name: bindparam(f"p_set_{name}", type_=table.c[name].type) for name in step.values}}
+        moves.append(update(table).where(table.c[step.kind.id_column] == locked.c.entity_id, is_ready)
+                     .values(**assignments).returning(locked.c.entity_id, locked.c.from_state).cte(f"moved_{i}"))
+    ctes = [*locks, ready, *moves]
+    if also_insert is not None:
+        columns = [c.name for c in also_insert.columns]
+        row = select(*[bindparam(f"p_also_{name}", type_=also_insert.c[name].type) for name in columns])
+        ctes.append(insert(also_insert).from_select(columns, row.where(is_ready))
+                    .returning(also_insert.primary_key.columns[0]).cte("also"))
+    history = TransitionRecord.__table__
+    rows = union_all(*[
+        select(literal(step.kind.name, String()).label("entity"), moved.c.entity_id, moved.c.from_state,
+               literal(step.kind.machine.destination(step.trigger).value, String()),
+               literal(step.trigger, String()), bindparam("p_actor", type_=String()),
+               bindparam("p_now", type_=UTCDateTime()), true())
+        for step, moved in zip(steps, moves)])
+    return (insert(history)
+            .from_select(["entity", "entity_id", "from_state", "to_state", "trigger", "actor", "at", "accepted"], rows)
+            .returning(history.c.entity, history.c.entity_id, history.c.from_state, history.c.trigger)
+            .add_cte(*ctes))
+
+
+def _build_together_sqlite(steps: list[Step], also_insert: Table | None):
+    if also_insert is None:
+        return None
+    return insert(also_insert).values(**{c.name: bindparam(f"p_also_{c.name}") for c in also_insert.columns})
+
+
+def _together_sqlite(session, steps, also, bound, *, actor, now) -> list[Moved]:
+    moved = []
+    for i, step in enumerate(steps):
+        to_state = step.kind.machine.destination(step.trigger).value
+        values = {name: bound[f"p_set_{name}"] for name in step.values}
+        step_moved = _compare_and_set(session, step.kind, step.trigger, to_state, step.where, params=bound,
+                                      shape=f"together {i} {step.trigger}", actor=actor, now=now, values=values)
+        if step.required and not step_moved:
+            _notify(Moved(step.kind.name, "?", str(getattr(step.observed, "value", step.observed)), to_state,
+                          step.trigger, actor, now), "rejected")
+            raise TransitionConflict(step.kind.name, "?", step.trigger)
+        moved += step_moved
+    if also is not None:
+        session.execute(also, bound)
+    return moved
 
 
 def record_refusal(

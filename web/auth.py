@@ -2,8 +2,7 @@
 
 from flask import Blueprint, g, request
 
-from persistence.accounts import user_for_token
-from persistence.models import User
+from persistence.accounts import Caller, user_for_token
 from web.errors import ApiError
 
 _UNAUTHORIZED = {"WWW-Authenticate": "Bearer"}
@@ -25,7 +24,7 @@ def require_token(blueprint: Blueprint) -> Blueprint:
     return blueprint
 
 
-def current_user() -> User:
+def current_user() -> Caller:
     return g.user
 
 
