@@ -10,12 +10,12 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 
 from machines import OPEN_PAYMENT_STATES, CartStatus
 from persistence import carts
 from persistence.db import db
-from persistence.errors import Conflict
+from persistence.errors import Conflict, NotFound
 from persistence.models import Booking, Cart, Payment
 from persistence.sweep import SweepResult, sweep
 from persistence.writer import CART, transition
@@ -112,15 +112,30 @@ def payments_of(cart_id: str) -> list[Payment]:
                                    .order_by(Payment.created_at.desc(), Payment.transaction_id)))
 
 
+# The cart, each of its payments (newest first) and whether that payment booked: one query,
+# so the answer is read from one snapshot even outside a transaction.
+_CART_PAYMENTS_BOOKINGS = (
+    select(Cart, Payment, Booking.transaction_id.label("booked"))
+    .outerjoin(Payment, Payment.cart_id == Cart.id)
+    .outerjoin(Booking, Booking.transaction_id == Payment.transaction_id)
+    .where(Cart.id == bindparam("p_cart"), Cart.user_id == bindparam("p_user"))
+    .order_by(Payment.created_at.desc(), Payment.transaction_id)
+    .execution_options(populate_existing=True)  # after a sweep in this session, rows as they are now
+)
+
+
 def status(user_id: str, cart_id: str, *, now: datetime, timeout_minutes: float) -> DeletionStatus:
     """deletion_status: read only."""
-    cart = carts.find_cart(user_id, cart_id)
-    return _status(cart, now=now, timeout_minutes=timeout_minutes)
+    rows = db.session.execute(_CART_PAYMENTS_BOOKINGS, {"p_cart": cart_id, "p_user": user_id}).all()
+    if not rows:
+        raise NotFound("cart")
+    payments = [row.Payment for row in rows if row.Payment is not None]
+    booked = {row.booked for row in rows if row.booked is not None}
+    return _status(rows[0].Cart, payments, booked, now=now, timeout_minutes=timeout_minutes)
 
 
-def _status(cart: Cart, *, now: datetime, timeout_minutes: float) -> DeletionStatus:
-    payments = payments_of(cart.id)
-    booked = set(db.session.scalars(select(Booking.transaction_id).where(Booking.cart_id == cart.id)))
+def _status(cart: Cart, payments: list[Payment], booked: set[str], *, now: datetime,
+            timeout_minutes: float) -> DeletionStatus:
     ages = [PaymentAge(p, max(now - p.created_at, timedelta(0)) // MINUTE, p.transaction_id in booked)
             for p in payments]
     return DeletionStatus(cart, ages, deletion_info(cart, payments, now=now, timeout_minutes=timeout_minutes))
@@ -136,7 +151,7 @@ def cleanup(user_id: str, cart_id: str, *, now: datetime, timeout_minutes: float
     cart = carts.find_cart(user_id, cart_id, for_update=True)
     swept = sweep(now=now, timeout_minutes=timeout_minutes, cart_id=cart.id, actor=actor, commit_batches=False)
     db.session.commit()
-    return swept, _status(cart, now=now, timeout_minutes=timeout_minutes)
+    return swept, status(user_id, cart_id, now=now, timeout_minutes=timeout_minutes)
 
 
 def delete(user_id: str, cart_id: str, *, now: datetime, timeout_minutes: float, actor: str) -> SweepResult:

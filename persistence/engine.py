@@ -13,8 +13,18 @@ SQLITE_BUSY_TIMEOUT_MS = 5000
 _reads_only: ContextVar[bool] = ContextVar("reads_only", default=False)
 
 
+# Set for work whose every write is a single statement (a confirm): on PostgreSQL its
+# statements then run in autocommit too, each atomic on its own, without BEGIN and COMMIT
+# round trips. Never set it for work that writes with two statements that must agree.
+_single_statement_writes: ContextVar[bool] = ContextVar("single_statement_writes", default=False)
+
+
 def declare_reads_only(flag: bool) -> None:
     _reads_only.set(flag)
+
+
+def declare_single_statement_writes(flag: bool) -> None:
+    _single_statement_writes.set(flag)
 
 
 def engine_options(url: str) -> dict:
@@ -35,10 +45,10 @@ def configure_engine(engine: Engine) -> None:
 
 
 def _postgresql_begin(connection) -> None:
-    # Decided afresh at every begin, so a pooled connection never carries the mode
-    # of its last user: reads run in autocommit, anything else in a real transaction.
-    # The connection is idle here, so switching costs no round trip.
-    connection.connection.dbapi_connection.autocommit = _reads_only.get()
+    # Decided afresh at every begin, so a pooled connection never carries the mode of its
+    # last user: reads and single-statement writes run in autocommit, anything else in a
+    # real transaction. The connection is idle here, so switching costs no round trip.
+    connection.connection.dbapi_connection.autocommit = _reads_only.get() or _single_statement_writes.get()
 
 
 def _sqlite_connect(dbapi_connection, _record) -> None:

@@ -25,7 +25,7 @@ from persistence import carts
 from persistence.bookings import BookingView, booking_for_payment
 from persistence.db import db
 from persistence.errors import Conflict, InvalidSignature, NotFound
-from persistence.models import Booking, Cart, IdempotencyKey, Payment
+from persistence.models import Booking, Cart, CartItem, IdempotencyKey, Payment, Service
 from persistence.writer import CART, PAYMENT, Step, TransitionConflict, record_refusal, transition, \
     transition_together
 
@@ -128,45 +128,54 @@ def submit_payment(payment: Payment, provider_order_id: str, *, actor: str, now:
 def confirm(owner_id: str, transaction_id: str, provider_payment_id: str, signature: str, *,
             verify: Callable[[str, str, str], bool], actor: str, now: datetime) -> Captured:
     """The customer's return from the gateway: verify the signature, then capture."""
-    found = payment_and_cart(owner_id, transaction_id)
+    found = _payment_cart_and_items(owner_id, transaction_id)
     if found is None:
         raise NotFound("payment")
-    payment, cart = found
+    payment, cart, items = found
     if not payment.provider_order_id or not verify(payment.provider_order_id, provider_payment_id, signature):
         raise InvalidSignature()
-    return capture(payment, cart, provider_payment_id, actor=actor, now=now)
+    return capture(payment, cart, provider_payment_id, actor=actor, now=now, items=items)
 
 
 _PAYMENT_AND_CART = select(Payment, Cart).join(Cart, Cart.id == Payment.cart_id)
-# Built once each: SQLAlchemy then reuses their compiled form.
-_OWNERS_PAYMENT = _PAYMENT_AND_CART.where(Payment.transaction_id == bindparam("p_txn"),
-                                          Payment.user_id == bindparam("p_owner"))
 _PAYMENT_OF_ORDER = _PAYMENT_AND_CART.where(Payment.provider_order_id == bindparam("p_order"))
+# The confirm's one read: the owner's payment, its cart and the cart's items (stable while a
+# payment is open: an open payment locks the cart against edits).
+_OWNERS_PAYMENT_CART_ITEMS = (
+    select(Payment, Cart, CartItem.id.label("item_id"), CartItem.service_id, Service.name, CartItem.quantity,
+           CartItem.unit_price)
+    .join(Cart, Cart.id == Payment.cart_id)
+    .outerjoin(CartItem, CartItem.cart_id == Cart.id)
+    .outerjoin(Service, Service.id == CartItem.service_id)
+    .where(Payment.transaction_id == bindparam("p_txn"), Payment.user_id == bindparam("p_owner"))
+    .order_by(CartItem.created_at, CartItem.id)
+)
 
 
-def payment_and_cart(owner_id: str, transaction_id: str) -> tuple[Payment, Cart] | None:
-    """The owner's payment and its cart, in one query."""
-    return _first_pair(_OWNERS_PAYMENT, {"p_txn": transaction_id, "p_owner": owner_id})
+def _payment_cart_and_items(owner_id: str, transaction_id: str
+                            ) -> tuple[Payment, Cart, list[carts.ItemView]] | None:
+    rows = db.session.execute(_OWNERS_PAYMENT_CART_ITEMS, {"p_txn": transaction_id, "p_owner": owner_id}).all()
+    if not rows:
+        return None
+    items = [carts.ItemView(r.item_id, r.service_id, r.name, r.quantity, r.unit_price)
+             for r in rows if r.item_id is not None]
+    return rows[0].Payment, rows[0].Cart, items
 
 
 def payment_and_cart_of_order(provider_order_id: str) -> tuple[Payment, Cart] | None:
     """The payment of a gateway order and its cart, in one query."""
-    return _first_pair(_PAYMENT_OF_ORDER, {"p_order": provider_order_id})
-
-
-def _first_pair(statement, params: dict) -> tuple[Payment, Cart] | None:
-    row = db.session.execute(statement, params).first()
+    row = db.session.execute(_PAYMENT_OF_ORDER, {"p_order": provider_order_id}).first()
     return (row[0], row[1]) if row else None
 
 
 def capture(payment: Payment, cart: Cart, provider_payment_id: str, *, actor: str, now: datetime,
-            claim: EventClaim | None = None) -> Captured:
+            claim: EventClaim | None = None, items: list[carts.ItemView] | None = None) -> Captured:
     """Turn a verified capture into SUCCESS + booking + converted cart, or refuse and record it."""
     if _already_captured(payment, provider_payment_id):
         return _replay(payment, cart, claim)
     try:
         _take(claim)
-        captured = _capture_in_one_transaction(payment, cart, provider_payment_id, actor=actor, now=now)
+        captured = _capture_in_one_transaction(payment, cart, provider_payment_id, items, actor=actor, now=now)
         _settle(claim, "captured")
         db.session.commit()
     except (InvalidTransition, TransitionConflict, IntegrityError):
@@ -189,8 +198,8 @@ _THE_PAYMENT = Payment.transaction_id == bindparam("p_txn")
 _ITS_SIBLINGS = (Payment.cart_id == bindparam("p_cart")) & (Payment.transaction_id != bindparam("p_txn"))
 
 
-def _capture_in_one_transaction(payment: Payment, cart: Cart, provider_payment_id: str, *,
-                                actor: str, now: datetime) -> Captured:
+def _capture_in_one_transaction(payment: Payment, cart: Cart, provider_payment_id: str,
+                                items: list[carts.ItemView] | None, *, actor: str, now: datetime) -> Captured:
     # The cart first: its row lock serialises every capture of this cart.
     steps = [
         Step(CART, "convert", _THE_CART, observed=cart.status, loaded=cart),
@@ -205,7 +214,8 @@ def _capture_in_one_transaction(payment: Payment, cart: Cart, provider_payment_i
               **{f"p_also_{column.name}": getattr(booking, column.key) for column in Booking.__table__.columns}}
     transition_together(db.session, steps, params=params, shape="capture", actor=actor, now=now,
                         also_insert=Booking.__table__)
-    items = carts.items_of([cart.id])[cart.id]
+    if items is None:
+        items = carts.items_of([cart.id])[cart.id]
     return Captured(PaymentView(payment, booking.id), BookingView(booking, items), carts.CartView(cart, items),
                     replayed=False)
 

@@ -4,12 +4,12 @@ import os
 from collections.abc import Mapping
 
 import click
-from flask import Flask, request
+from flask import Flask
 
 from persistence.db import db, migrate
-from persistence.engine import configure_engine, declare_reads_only, engine_options
+from persistence.engine import configure_engine, engine_options
 from web import accounts_api, bookings_api, carts_api, cli, errors, logs, payments_api, services_api, webhooks_api
-from web import cart_deletion_api, ops_api, path_ids
+from web import cart_deletion_api, ops_api, path_ids, transaction_mode
 from web.config import load
 from web.gateway import OfflineGateway
 
@@ -40,7 +40,7 @@ def create_app(config: Mapping | None = None) -> Flask:
         settings["GATEWAY_SECRET"], settings["GATEWAY_WEBHOOK_SECRET"])
 
     errors.register(app)
-    app.before_request(_declare_reads_only)
+    app.before_request(transaction_mode.declare_for_request)
     path_ids.register(app)
     for module in (accounts_api, services_api, carts_api, cart_deletion_api, payments_api, webhooks_api,
                    bookings_api):
@@ -59,7 +59,3 @@ def _serving() -> bool:
     """True under gunicorn or `flask run`; False while the `flask` CLI loads the app for another command."""
     context = click.get_current_context(silent=True)
     return context is None or context.info_name == "run"
-
-
-def _declare_reads_only() -> None:
-    declare_reads_only(request.method in ("GET", "HEAD"))
