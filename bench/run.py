@@ -162,6 +162,7 @@ def main(argv=None) -> int:
     parser.add_argument("--workers", type=int, default=int(os.environ.get("WEB_CONCURRENCY", "4")))
     parser.add_argument("--rate", type=int, default=1500, help="expected peak confirms/s, to size the seed")
     parser.add_argument("--smoke", action="store_true", help="tiny run that only checks the harness works")
+    parser.add_argument("--only", help="comma-separated endpoints to measure (default: all), e.g. baseline,confirm")
     args = parser.parse_args(argv)
     if args.smoke:
         args.seconds, args.connections, args.rate, args.workers = 1, "2", 200, 2
@@ -185,7 +186,8 @@ def main(argv=None) -> int:
         print(f"seeded {seeded.counts} in {time.monotonic() - started:.1f} s", file=sys.stderr)
         server = Server(db.url, args.workers, workdir / "gunicorn.log")
         rows = []
-        for name, file_key, expected in SCENARIOS:
+        chosen = args.only.split(",") if args.only else [name for name, _, _ in SCENARIOS]
+        for name, file_key, expected in (s for s in SCENARIOS if s[0] in chosen):
             for c in levels:
                 request_file = seeded.files[f"confirm_c{c}" if file_key == "confirm" else file_key]
                 result = run_wrk(server.base, request_file, c, args.seconds, expected, seeded.token)

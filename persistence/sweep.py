@@ -38,6 +38,7 @@ class SweepResult:
 
     cancelled: list[StalePayment] = field(default_factory=list)
     batches: int = 0
+    # The longest any one batch held its row locks: from its statement to its commit.
     longest_batch_s: float = 0.0
     duration_s: float = 0.0
 
@@ -83,15 +84,15 @@ def sweep(*, now: datetime, timeout_minutes: float, cart_id: str | None = None, 
         # leave it open; the global sweep skips rows another sweeper holds.
         moved = transition_all(db.session, PAYMENT, "timeout", where, params=params,
                                shape="stale" if cart_id is None else "stale of one cart", actor=actor, now=now,
-                               limit=batch_size, skip_locked=cart_id is None)
-        if moved:
-            rows = db.session.execute(select(Payment.transaction_id, Payment.cart_id, Payment.created_at)
-                                      .where(Payment.transaction_id.in_([m.entity_id for m in moved])))
-            result.cancelled.extend(StalePayment(r.transaction_id, r.cart_id, r.created_at) for r in rows)
+                               limit=batch_size, skip_locked=cart_id is None, also_return=("cart_id", "created_at"))
+        result.cancelled.extend(StalePayment(m.entity_id, *m.also) for m in moved)
         if commit_batches:
             db.session.commit()
+            held = db.session.info.pop("committed_at") - batch_started
+        else:  # the caller's transaction keeps holding them; this is how long the batch took
+            held = time.perf_counter() - batch_started
         result.batches += 1
-        result.longest_batch_s = max(result.longest_batch_s, time.perf_counter() - batch_started)
+        result.longest_batch_s = max(result.longest_batch_s, held)
         # A short batch: nothing stale is left that another sweeper is not already holding.
         if len(moved) < batch_size:
             break

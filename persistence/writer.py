@@ -14,12 +14,15 @@ On SQLite the whole transaction holds the write lock (BEGIN IMMEDIATE), so
 the same statement is just as safe there.
 """
 
+import re
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
 import structlog
-from sqlalchemy import ColumnElement, String, Table, bindparam, event, exists, insert, literal, select, true, \
+
+from sqlalchemy import ColumnElement, String, Table, bindparam, event, exists, insert, literal_column, select, true, \
     union_all, update
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
@@ -55,6 +58,8 @@ class Moved:
     trigger: str
     actor: str
     at: datetime
+    # The values of the columns a caller of `transition_all` asked back (`also_return`), in order.
+    also: tuple = ()
 
 
 # Told of every trigger as (Moved, outcome): "accepted" after its commit, "refused" once a
@@ -69,6 +74,24 @@ def _notify(moved: Moved, outcome: str) -> None:
             observer(moved, outcome)
         except Exception:  # an observer must never break a write
             log.exception("transition.observer_failed", entity=moved.entity, trigger=moved.trigger)
+
+
+_NAME = re.compile(r"^[a-z_.]+$|^[A-Z_]+$")
+
+
+def _constant(name: str) -> ColumnElement:
+    """A state, trigger or entity name written into the SQL itself rather than bound.
+
+    These come from the machine tables, never from a request; inlined, they cost
+    nothing per execution (a bound list in IN () is re-expanded every time).
+    """
+    if not _NAME.match(name):
+        raise ValueError(f"not a plain name: {name!r}")
+    return literal_column(f"'{name}'", String())
+
+
+def _in_states(column, states) -> ColumnElement[bool]:
+    return column.in_([_constant(getattr(state, "value", state)) for state in states])
 
 
 class TransitionConflict(Exception):
@@ -132,6 +155,7 @@ def transition_all(
     shape: str | None = None,
     limit: int | None = None,
     skip_locked: bool = False,
+    also_return: tuple[str, ...] = (),
 ) -> list[Moved]:
     """Fire `trigger` on every row matching `where` that is in one of its source states.
 
@@ -140,11 +164,13 @@ def transition_all(
     A caller on a hot path names its `where` a `shape` and takes every value in
     it from a bindparam given in `params`: the statement is then built once.
     Name those bindparams `p_...`: Core adds an UPDATE's execution parameters
-    that are named like a column to its SET clause.
+    that are named like a column to its SET clause. `also_return` names other
+    columns of the moved rows to hand back in each `Moved.also`, read as the
+    rows were locked, in the same round trip.
     """
     to_state = kind.machine.destination(trigger).value
     return _compare_and_set(session, kind, trigger, to_state, where, params=params, shape=shape, actor=actor,
-                            now=now, limit=limit, skip_locked=skip_locked)
+                            now=now, limit=limit, skip_locked=skip_locked, also_return=also_return)
 
 
 @dataclass(frozen=True)
@@ -237,18 +263,18 @@ def _build_together(steps: list[Step], also_insert: Table | None):
         id_col = table.c[step.kind.id_column]
         sources = [state.value for state in step.kind.machine.sources(step.trigger)]
         locked = (select(id_col.label("entity_id"), table.c.status.label("from_state"))
-                  .where(step.where, table.c.status.in_(sources)).order_by(id_col).with_for_update()
+                  .where(step.where, _in_states(table.c.status, sources)).order_by(id_col).with_for_update()
                   .cte(f"locked_{i}").prefix_with("MATERIALIZED"))
         locks.append(locked)
     required = [lock for lock, step in zip(locks, steps) if step.required]
     all_of_them = required[0]
     for lock in required[1:]:
         all_of_them = all_of_them.join(lock, true())
-    ready = select(literal(1).label("ok")).select_from(all_of_them).cte("ready")
+    ready = select(literal_column("1").label("ok")).select_from(all_of_them).cte("ready")
     is_ready = exists(select(ready.c.ok))
     for i, (step, locked) in enumerate(zip(steps, locks)):
         table = step.kind.table
-        assignments = {"status": step.kind.machine.destination(step.trigger).value,
+        assignments = {"status": _constant(step.kind.machine.destination(step.trigger).value),
                        "updated_at": bindparam("p_now", type_=UTCDateTime()),
                        **{name: bindparam(f"p_set_{name}", type_=table.c[name].type) for name in step.values}}
         moves.append(update(table).where(table.c[step.kind.id_column] == locked.c.entity_id, is_ready)
@@ -261,9 +287,9 @@ def _build_together(steps: list[Step], also_insert: Table | None):
                     .returning(also_insert.primary_key.columns[0]).cte("also"))
     history = TransitionRecord.__table__
     rows = union_all(*[
-        select(literal(step.kind.name, String()).label("entity"), moved.c.entity_id, moved.c.from_state,
-               literal(step.kind.machine.destination(step.trigger).value, String()),
-               literal(step.trigger, String()), bindparam("p_actor", type_=String()),
+        select(_constant(step.kind.name).label("entity"), moved.c.entity_id, moved.c.from_state,
+               _constant(step.kind.machine.destination(step.trigger).value), _constant(step.trigger),
+               bindparam("p_actor", type_=String()),
                bindparam("p_now", type_=UTCDateTime()), true())
         for step, moved in zip(steps, moves)])
     return (insert(history)
@@ -325,13 +351,14 @@ _STATEMENTS: dict[tuple, tuple] = {}
 
 
 def _compare_and_set(session, kind, trigger, to_state, where, *, actor, now, params=None, shape=None,
-                     values=None, limit=None, skip_locked=False) -> list[Moved]:
+                     values=None, limit=None, skip_locked=False, also_return=()) -> list[Moved]:
     values = values or {}
     dialect = session.get_bind().dialect.name
-    key = (kind.name, trigger, shape, tuple(sorted(values)), limit, skip_locked, dialect)
+    key = (kind.name, trigger, shape, tuple(sorted(values)), limit, skip_locked, also_return, dialect)
     statements = _STATEMENTS.get(key) if shape is not None else None
     if statements is None:
-        statements = _build(kind, trigger, to_state, where, sorted(values), limit, skip_locked, dialect)
+        statements = _build(kind, trigger, to_state, where, sorted(values), limit, skip_locked, also_return,
+                            dialect)
         if shape is not None:
             _STATEMENTS[key] = statements
     bound = {**(params or {}), "p_now": now, "p_actor": actor, **{f"p_set_{name}": v for name, v in values.items()}}
@@ -348,45 +375,49 @@ def _compare_and_set(session, kind, trigger, to_state, where, *, actor, now, par
                      trigger=trigger, actor=actor, at=now, accepted=True, detail=None) for r in rows])
     else:
         rows = session.execute(statements[0], bound).all()
-    moved = [Moved(kind.name, row.entity_id, row.from_state, to_state, trigger, actor, now) for row in rows]
+    moved = [Moved(kind.name, row[0], row[1], to_state, trigger, actor, now, tuple(row[2:])) for row in rows]
     session.info.setdefault("moved", []).extend(moved)
     return moved
 
 
-def _build(kind, trigger, to_state, where, value_names, limit, skip_locked, dialect) -> tuple:
+def _build(kind, trigger, to_state, where, value_names, limit, skip_locked, also_return, dialect) -> tuple:
     table = kind.table
     id_col = table.c[kind.id_column]
     sources = [state.value for state in kind.machine.sources(trigger)]
-    candidates = select(id_col.label("entity_id"), table.c.status.label("from_state")).where(
-        where, table.c.status.in_(sources))
+    candidates = select(id_col.label("entity_id"), table.c.status.label("from_state"),
+                        *[table.c[name] for name in also_return]).where(where, _in_states(table.c.status, sources))
     if limit is not None:
-        candidates = candidates.order_by(id_col).limit(limit)
-    assignments = {"status": to_state, "updated_at": bindparam("p_now", type_=UTCDateTime()),
+        # Waiting for locks, take them in one order. Skipping locked rows never waits, so it
+        # takes whichever rows the (status, created_at) index yields first: ordering by id
+        # would walk past every row already cancelled, batch after batch.
+        candidates = (candidates if skip_locked else candidates.order_by(id_col)).limit(limit)
+    assignments = {"status": _constant(to_state), "updated_at": bindparam("p_now", type_=UTCDateTime()),
                    **{name: bindparam(f"p_set_{name}", type_=table.c[name].type) for name in value_names}}
     if dialect == "sqlite":
         guarded_update = (update(table).where(id_col.in_(bindparam("p_ids", expanding=True)),
-                                              table.c.status.in_(sources)).values(**assignments))
+                                              _in_states(table.c.status, sources)).values(**assignments))
         return candidates, guarded_update
     # One round trip on PostgreSQL: the compare-and-set and its history rows.
     #   WITH moved AS (UPDATE t SET ... FROM (SELECT id, status ... FOR UPDATE) old
-    #                  WHERE t.id = old.id RETURNING old.id, old.status)
-    #   INSERT INTO transitions SELECT ... FROM moved RETURNING entity_id, from_state
+    #                  WHERE t.id = old.id RETURNING old.id, old.status, <also_return>),
+    #        recorded AS (INSERT INTO transitions SELECT ... FROM moved RETURNING id)
+    #   SELECT * FROM moved
     # The sub-select locks the rows and hands back the state each really left.
     old = candidates.with_for_update(skip_locked=skip_locked).subquery("old")
     moved = (update(table).where(id_col == old.c.entity_id).values(**assignments)
-             .returning(old.c.entity_id, old.c.from_state).cte("moved"))
+             .returning(old.c.entity_id, old.c.from_state, *[old.c[name] for name in also_return]).cte("moved"))
     history = TransitionRecord.__table__
-    record = (
+    recorded = (
         insert(history)
         .from_select(
             ["entity", "entity_id", "from_state", "to_state", "trigger", "actor", "at", "accepted"],
-            select(literal(kind.name), moved.c.entity_id, moved.c.from_state, literal(to_state), literal(trigger),
+            select(_constant(kind.name), moved.c.entity_id, moved.c.from_state, _constant(to_state), _constant(trigger),
                    bindparam("p_actor", type_=String()), bindparam("p_now", type_=UTCDateTime()), true()),
         )
-        .returning(history.c.entity_id, history.c.from_state)
-        .add_cte(moved)
+        .returning(history.c.id)
+        .cte("recorded")
     )
-    return (record,)
+    return (select(moved).add_cte(recorded),)
 
 
 _ID_FIELD = {PAYMENT.name: "transaction_id", CART.name: "cart_id"}
@@ -394,6 +425,9 @@ _ID_FIELD = {PAYMENT.name: "transaction_id", CART.name: "cart_id"}
 
 @event.listens_for(Session, "after_commit")
 def _log_committed(session: Session) -> None:
+    # When the database let go of this transaction's locks, before any logging: the sweep
+    # reports how long each batch held its locks from this.
+    session.info["committed_at"] = time.perf_counter()
     # Logged after commit only, so a log line never speaks of a rolled-back change.
     for m in session.info.pop("moved", []):
         log.info(f"{m.entity}.transition", **{_ID_FIELD[m.entity]: m.entity_id}, **{
