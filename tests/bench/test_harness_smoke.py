@@ -1,0 +1,89 @@
+"""The benchmark harness still works: tiny runs of `bench.run`, `bench.sweep` and `bench.machines`.
+
+Benchmarks are not tests; these check only that each command runs to the
+end and prints its table with every row answered as expected (no timing is
+asserted). `bench.run` and `bench.sweep` need wrk (`apt-get install wrk`) and
+skip, saying so, without it; PostgreSQL runs use TEST_DATABASE_URL's server.
+"""
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from sqlalchemy.engine import make_url
+
+pytestmark = pytest.mark.e2e
+
+ROOT = Path(__file__).resolve().parents[2]
+TIMEOUT_SECONDS = 300
+ROW = re.compile(r"^\| (?P<name>[a-z_ ()0-9]+) \| (?P<conns>\d+) \| (?P<rps>\d+) \|.* \| (?P<errors>\d+) \|$", re.M)
+
+
+def postgres_server_url() -> str | None:
+    url = os.environ.get("TEST_DATABASE_URL", "")
+    if not url.startswith("postgresql"):
+        return None
+    return make_url(url).set(database="postgres").render_as_string(hide_password=False)
+
+
+def needs_wrk() -> None:
+    if shutil.which("wrk") is None:
+        pytest.skip("the benchmark harness drives the server with wrk: apt-get install wrk")
+
+
+def run(module: str, *args: str, server: str | None = None) -> str:
+    env = {**os.environ, "SCHEDULER_ENABLED": "false"}
+    if server:
+        env["BENCH_DATABASE_SERVER"] = server
+    done = subprocess.run([sys.executable, "-m", module, *args], cwd=ROOT, env=env, capture_output=True, text=True,
+                          timeout=TIMEOUT_SECONDS)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    return done.stdout
+
+
+def assert_every_endpoint_answered(output: str) -> None:
+    rows = {m["name"]: m for m in ROW.finditer(output)}
+    assert set(rows) == {"baseline", "confirm", "create payment", "deletion_status", "delete (409)"}, output
+    for name, row in rows.items():
+        assert int(row["rps"]) > 0 and row["errors"] == "0", (name, output)
+
+
+def test_make_bench_smoke_on_sqlite():
+    needs_wrk()
+    output = run("bench.run", "--smoke", "--sqlite")
+    assert output.lstrip().startswith("SQLite, gunicorn 2 sync workers")
+    assert_every_endpoint_answered(output)
+    assert "confirm/baseline at 2 connections:" in output
+    assert re.search(r"peak RSS per worker: \d+ MB", output), output
+
+
+def test_make_bench_smoke_on_postgresql():
+    server = postgres_server_url()
+    if server is None:
+        pytest.skip("the PostgreSQL benchmark needs TEST_DATABASE_URL=postgresql+psycopg://... (.ci/run sets it)")
+    needs_wrk()
+    output = run("bench.run", "--smoke", server=server)
+    assert output.lstrip().startswith("PostgreSQL, gunicorn 2 sync workers")
+    assert_every_endpoint_answered(output)
+    if shutil.which("pgbench"):
+        assert re.search(r"pgbench, same SQL as one confirm, 8 clients: \d+ tps", output), output
+
+
+def test_sweep_benchmark_smoke():
+    server = postgres_server_url()
+    if server is None:
+        pytest.skip("the sweep benchmark needs TEST_DATABASE_URL=postgresql+psycopg://... (.ci/run sets it)")
+    needs_wrk()
+    output = run("bench.sweep", "--payments", "1200", "--seconds", "1", "--workers", "2", server=server)
+    row = re.search(r"^\| 1,200 \| [\d.]+ \| [\d,]+ \| (\d+) \| [\d.]+ \|", output, re.M)
+    assert row and int(row.group(1)) >= 3, output  # 1,200 payments in batches of 500
+
+
+def test_machine_microbenchmark_smoke():
+    output = run("bench.machines", "--confirms", "5")
+    assert "machine.decide('succeed', PENDING)" in output
+    assert re.search(r"machines' share of one confirm: [\d.]+%", output), output
