@@ -5,6 +5,8 @@ from contextvars import ContextVar
 from sqlalchemy import Engine, event
 from sqlalchemy.engine import make_url
 
+from persistence.sqlite_writers import WriterQueue, release_after_commit_and_rollback
+
 SQLITE_BUSY_TIMEOUT_MS = 5000
 
 # Set for work that only reads (GET requests): on SQLite it then begins a plain
@@ -39,7 +41,13 @@ def engine_options(url: str) -> dict:
 def configure_engine(engine: Engine) -> None:
     if engine.dialect.name == "sqlite":
         event.listen(engine, "connect", _sqlite_connect)
-        event.listen(engine, "begin", _sqlite_begin)
+        database = engine.url.database
+        if database and database != ":memory:":
+            writers = WriterQueue(f"{database}.writers")
+            release_after_commit_and_rollback(engine, writers)
+            event.listen(engine, "begin", lambda connection: _sqlite_begin(connection, writers))
+        else:
+            event.listen(engine, "begin", lambda connection: _sqlite_begin(connection, None))
     elif engine.dialect.name == "postgresql":
         event.listen(engine, "begin", _postgresql_begin)
 
@@ -62,7 +70,18 @@ def _sqlite_connect(dbapi_connection, _record) -> None:
     cursor.close()
 
 
-def _sqlite_begin(connection) -> None:
-    # IMMEDIATE takes the write lock up front: a read-then-write transaction can
-    # never fail to upgrade its lock, and concurrent writers queue on busy_timeout.
-    connection.exec_driver_sql("BEGIN" if _reads_only.get() else "BEGIN IMMEDIATE")
+def _sqlite_begin(connection, writers: WriterQueue | None) -> None:
+    if _reads_only.get():
+        connection.exec_driver_sql("BEGIN")
+        return
+    # IMMEDIATE takes the write lock up front: a read-then-write transaction can never
+    # fail to upgrade its lock. Writers first queue for their turn (sqlite_writers.py);
+    # busy_timeout remains the backstop.
+    if writers is not None:
+        writers.enter()
+    try:
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+    except BaseException:
+        if writers is not None:
+            writers.leave()
+        raise

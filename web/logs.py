@@ -9,6 +9,7 @@ JSON object. Call `configure()` before the Flask app exists.
 import functools
 import logging
 import sys
+import threading
 
 import structlog
 from structlog.tracebacks import ExceptionDictTransformer
@@ -58,8 +59,40 @@ def _final_processors(log_format: str) -> list:
     ]
 
 
+_STDOUT_LOCK = threading.Lock()
+
+
+def write_line(line: str) -> None:
+    """Write one log line whole, in one write, to whatever `sys.stdout` is now (pytest swaps it).
+
+    One lock for structlog's events and the standard library's records, and the
+    newline in the same write: a request's line and the scheduler thread's can
+    never be spliced into one, and each line reaches a file or pipe shared with
+    the other gunicorn workers in a single write.
+    """
+    with _STDOUT_LOCK:
+        sys.stdout.write(line + "\n")
+        sys.stdout.flush()
+
+
+class LineLogger:
+    """structlog's output: each rendered event through `write_line`."""
+
+    def msg(self, message: str) -> None:
+        write_line(message)
+
+    log = debug = info = warn = warning = error = critical = exception = fatal = failure = err = msg
+
+
+_LINE_LOGGER = LineLogger()
+
+
+def _line_logger_factory(*_args) -> LineLogger:
+    return _LINE_LOGGER
+
+
 class StdoutHandler(logging.StreamHandler):
-    """A handler writing to whatever `sys.stdout` is at the time (pytest swaps it when capturing)."""
+    """A handler writing each formatted record through `write_line`."""
 
     def __init__(self):
         super().__init__(sys.stdout)
@@ -71,6 +104,12 @@ class StdoutHandler(logging.StreamHandler):
     @stream.setter
     def stream(self, _value):
         pass
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            write_line(self.format(record))
+        except Exception:
+            self.handleError(record)
 
 
 def stdlib_formatter(log_format: str = "json") -> structlog.stdlib.ProcessorFormatter:
@@ -87,8 +126,7 @@ def configure(log_format: str = "json") -> None:
     structlog.configure(
         processors=[*_shared_processors(), *_final_processors(log_format)],
         wrapper_class=structlog.make_filtering_bound_logger(logging.INFO),
-        # No file given: each logger writes to the current sys.stdout.
-        logger_factory=structlog.PrintLoggerFactory(),
+        logger_factory=_line_logger_factory,
         cache_logger_on_first_use=False,
     )
     handler = StdoutHandler()
