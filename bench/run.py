@@ -159,7 +159,8 @@ def main(argv=None) -> int:
     parser.add_argument("--sqlite", action="store_true", help="benchmark the SQLite default instead of PostgreSQL")
     parser.add_argument("--seconds", type=float, default=10, help="length of each wrk run")
     parser.add_argument("--connections", default="1,8,32", help="comma-separated connection counts")
-    parser.add_argument("--workers", type=int, default=int(os.environ.get("WEB_CONCURRENCY", "4")))
+    parser.add_argument("--workers", type=int, default=int(os.environ.get("WEB_CONCURRENCY", (os.cpu_count() or 1) + 1)),
+                        help="gunicorn sync workers (default as gunicorn.conf.py: one more than the cores)")
     parser.add_argument("--rate", type=int, default=1500, help="expected peak confirms/s, to size the seed")
     parser.add_argument("--smoke", action="store_true", help="tiny run that only checks the harness works")
     parser.add_argument("--only", help="comma-separated endpoints to measure (default: all), e.g. baseline,confirm")

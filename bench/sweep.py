@@ -46,7 +46,7 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--payments", type=int, action="append", help="stale payments to seed (repeatable)")
     parser.add_argument("--seconds", type=int, default=10, help="length of each confirm measurement")
-    parser.add_argument("--workers", type=int, default=4)
+    parser.add_argument("--workers", type=int, default=(os.cpu_count() or 1) + 1)
     args = parser.parse_args(argv)
     sizes = args.payments or [100_000]
     rows = []
