@@ -38,8 +38,12 @@ class SweepResult:
 
     cancelled: list[StalePayment] = field(default_factory=list)
     batches: int = 0
-    # The longest any one batch held its row locks: from its statement to its commit.
-    longest_batch_s: float = 0.0
+    # How long each batch held its row locks: from its statement to its commit.
+    batch_holds_s: list[float] = field(default_factory=list)
+
+    @property
+    def longest_batch_s(self) -> float:
+        return max(self.batch_holds_s, default=0.0)
     duration_s: float = 0.0
 
     @property
@@ -92,7 +96,7 @@ def sweep(*, now: datetime, timeout_minutes: float, cart_id: str | None = None, 
         else:  # the caller's transaction keeps holding them; this is how long the batch took
             held = time.perf_counter() - batch_started
         result.batches += 1
-        result.longest_batch_s = max(result.longest_batch_s, held)
+        result.batch_holds_s.append(held)
         # A short batch: nothing stale is left that another sweeper is not already holding.
         if len(moved) < batch_size:
             break

@@ -79,7 +79,7 @@ def test_sweep_benchmark_smoke():
         pytest.skip("the sweep benchmark needs TEST_DATABASE_URL=postgresql+psycopg://... (.ci/run sets it)")
     needs_wrk()
     output = run("bench.sweep", "--payments", "1200", "--seconds", "1", "--workers", "2", server=server)
-    row = re.search(r"^\| 1,200 \| [\d.]+ \| [\d,]+ \| (\d+) \| [\d.]+ \|", output, re.M)
+    row = re.search(r"^\| 1,200 \| [\d.]+ \| [\d,]+ \| (\d+) \| [\d.]+ \| [\d.]+ \| \d+ \|", output, re.M)
     assert row and int(row.group(1)) >= 3, output  # 1,200 payments in batches of 500
 
 
