@@ -17,6 +17,7 @@ from machines import OPEN_PAYMENT_STATES, CartStatus
 from persistence.db import db
 from persistence.errors import Conflict, InvalidFields, NotFound
 from persistence.models import Cart, CartItem, Payment, Service
+from persistence.rows import CartRow
 
 MAX_QUANTITY = 99
 _OPEN = [state.value for state in OPEN_PAYMENT_STATES]
@@ -37,7 +38,7 @@ class ItemView:
 
 @dataclass(frozen=True)
 class CartView:
-    cart: Cart
+    cart: Cart | CartRow
     items: list[ItemView]
 
     @property

@@ -12,7 +12,7 @@ import secrets
 import string
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, fields, replace
 from datetime import datetime
 from typing import Protocol
 
@@ -25,7 +25,9 @@ from persistence import carts
 from persistence.bookings import BookingView, booking_for_payment
 from persistence.db import db
 from persistence.errors import Conflict, InvalidSignature, NotFound
+from persistence.direct import DirectStatement
 from persistence.models import Booking, Cart, CartItem, IdempotencyKey, Payment, Service
+from persistence.rows import BookingRow, CartRow, PaymentRow
 from persistence.writer import CART, PAYMENT, Step, TransitionConflict, record_refusal, transition, \
     transition_together
 
@@ -40,7 +42,7 @@ def new_transaction_id() -> str:
 
 @dataclass(frozen=True)
 class PaymentView:
-    payment: Payment
+    payment: Payment | PaymentRow
     booking_id: str | None
 
 
@@ -137,38 +139,48 @@ def confirm(owner_id: str, transaction_id: str, provider_payment_id: str, signat
     return capture(payment, cart, provider_payment_id, actor=actor, now=now, items=items)
 
 
-_PAYMENT_AND_CART = select(Payment, Cart).join(Cart, Cart.id == Payment.cart_id)
-_PAYMENT_OF_ORDER = _PAYMENT_AND_CART.where(Payment.provider_order_id == bindparam("p_order"))
 # The confirm's one read: the owner's payment, its cart and the cart's items (stable while a
 # payment is open: an open payment locks the cart against edits).
-_OWNERS_PAYMENT_CART_ITEMS = (
-    select(Payment, Cart, CartItem.id.label("item_id"), CartItem.service_id, Service.name, CartItem.quantity,
-           CartItem.unit_price)
+_OWNERS_PAYMENT_CART_ITEMS = DirectStatement(
+    select(*PaymentRow.columns(), *CartRow.columns(), CartItem.id, CartItem.service_id, Service.name,
+           CartItem.quantity, CartItem.unit_price)
     .join(Cart, Cart.id == Payment.cart_id)
     .outerjoin(CartItem, CartItem.cart_id == Cart.id)
     .outerjoin(Service, Service.id == CartItem.service_id)
     .where(Payment.transaction_id == bindparam("p_txn"), Payment.user_id == bindparam("p_owner"))
     .order_by(CartItem.created_at, CartItem.id)
 )
+_PAYMENT_CART_OF_ORDER = DirectStatement(
+    select(*PaymentRow.columns(), *CartRow.columns()).join(Cart, Cart.id == Payment.cart_id)
+    .where(Payment.provider_order_id == bindparam("p_order")))
+_PAYMENT_CART_OF_TXN = DirectStatement(
+    select(*PaymentRow.columns(), *CartRow.columns()).join(Cart, Cart.id == Payment.cart_id)
+    .where(Payment.transaction_id == bindparam("p_txn")))
 
 
 def _payment_cart_and_items(owner_id: str, transaction_id: str
-                            ) -> tuple[Payment, Cart, list[carts.ItemView]] | None:
-    rows = db.session.execute(_OWNERS_PAYMENT_CART_ITEMS, {"p_txn": transaction_id, "p_owner": owner_id}).all()
+                            ) -> tuple[PaymentRow, CartRow, list[carts.ItemView]] | None:
+    rows = _OWNERS_PAYMENT_CART_ITEMS.rows(db.session.connection(), {"p_txn": transaction_id, "p_owner": owner_id})
     if not rows:
         return None
-    items = [carts.ItemView(r.item_id, r.service_id, r.name, r.quantity, r.unit_price)
-             for r in rows if r.item_id is not None]
-    return rows[0].Payment, rows[0].Cart, items
+    first_item = PaymentRow.width() + CartRow.width()
+    items = [carts.ItemView(*row[first_item:]) for row in rows if row[first_item] is not None]
+    return PaymentRow.from_values(rows[0]), CartRow.from_values(rows[0], PaymentRow.width()), items
 
 
-def payment_and_cart_of_order(provider_order_id: str) -> tuple[Payment, Cart] | None:
+def _payment_and_cart(statement: DirectStatement, params: dict) -> tuple[PaymentRow, CartRow] | None:
+    rows = statement.rows(db.session.connection(), params)
+    if not rows:
+        return None
+    return PaymentRow.from_values(rows[0]), CartRow.from_values(rows[0], PaymentRow.width())
+
+
+def payment_and_cart_of_order(provider_order_id: str) -> tuple[PaymentRow, CartRow] | None:
     """The payment of a gateway order and its cart, in one query."""
-    row = db.session.execute(_PAYMENT_OF_ORDER, {"p_order": provider_order_id}).first()
-    return (row[0], row[1]) if row else None
+    return _payment_and_cart(_PAYMENT_CART_OF_ORDER, {"p_order": provider_order_id})
 
 
-def capture(payment: Payment, cart: Cart, provider_payment_id: str, *, actor: str, now: datetime,
+def capture(payment: PaymentRow, cart: CartRow, provider_payment_id: str, *, actor: str, now: datetime,
             claim: EventClaim | None = None, items: list[carts.ItemView] | None = None) -> Captured:
     """Turn a verified capture into SUCCESS + booking + converted cart, or refuse and record it."""
     if _already_captured(payment, provider_payment_id):
@@ -180,9 +192,9 @@ def capture(payment: Payment, cart: Cart, provider_payment_id: str, *, actor: st
         db.session.commit()
     except (InvalidTransition, TransitionConflict, IntegrityError):
         db.session.rollback()
-        current = db.session.get(Payment, payment.transaction_id, populate_existing=True)
+        current, cart = _payment_and_cart(_PAYMENT_CART_OF_TXN, {"p_txn": payment.transaction_id})
         if _already_captured(current, provider_payment_id):
-            return _replay(current, db.session.get(Cart, current.cart_id, populate_existing=True), claim)
+            return _replay(current, cart, claim)
         _refuse_capture(current, provider_payment_id, actor=actor, now=now, claim=claim)
         raise Conflict("payment_not_pending",
                        f"The payment is {current.status}, not PENDING; the capture was refused and recorded.",
@@ -192,39 +204,43 @@ def capture(payment: Payment, cart: Cart, provider_payment_id: str, *, actor: st
     return captured
 
 
+_BOOKING_FIELDS = [field.name for field in fields(BookingRow)]
 # Which rows a capture moves, as bound parameters: its statement is built once.
 _THE_CART = Cart.id == bindparam("p_cart")
 _THE_PAYMENT = Payment.transaction_id == bindparam("p_txn")
 _ITS_SIBLINGS = (Payment.cart_id == bindparam("p_cart")) & (Payment.transaction_id != bindparam("p_txn"))
 
 
-def _capture_in_one_transaction(payment: Payment, cart: Cart, provider_payment_id: str,
+def _capture_in_one_transaction(payment: PaymentRow, cart: CartRow, provider_payment_id: str,
                                 items: list[carts.ItemView] | None, *, actor: str, now: datetime) -> Captured:
     # The cart first: its row lock serialises every capture of this cart.
     steps = [
-        Step(CART, "convert", _THE_CART, observed=cart.status, loaded=cart),
+        Step(CART, "convert", _THE_CART, observed=cart.status),
         Step(PAYMENT, "succeed", _THE_PAYMENT, observed=payment.status, facts={"verified": True},
-             values=("provider_payment_id",), loaded=payment),
+             values=("provider_payment_id",)),
         Step(PAYMENT, "supersede", _ITS_SIBLINGS, required=False),
     ]
-    booking = Booking(id=str(uuid.uuid4()), cart_id=cart.id, transaction_id=payment.transaction_id,
-                      user_id=payment.user_id, status="CONFIRMED", selected_date=cart.selected_date,
-                      selected_time=cart.selected_time, total=payment.amount, created_at=now)
+    booking = BookingRow(id=str(uuid.uuid4()), cart_id=cart.id, transaction_id=payment.transaction_id,
+                         user_id=payment.user_id, status="CONFIRMED", selected_date=cart.selected_date,
+                         selected_time=cart.selected_time, total=payment.amount, created_at=now)
     params = {"p_cart": cart.id, "p_txn": payment.transaction_id, "p_set_provider_payment_id": provider_payment_id,
-              **{f"p_also_{column.name}": getattr(booking, column.key) for column in Booking.__table__.columns}}
+              **{f"p_also_{name}": getattr(booking, name) for name in _BOOKING_FIELDS}}
     transition_together(db.session, steps, params=params, shape="capture", actor=actor, now=now,
                         also_insert=Booking.__table__)
     if items is None:
         items = carts.items_of([cart.id])[cart.id]
-    return Captured(PaymentView(payment, booking.id), BookingView(booking, items), carts.CartView(cart, items),
+    succeeded = replace(payment, status=PAYMENT.machine.destination("succeed").value,
+                        provider_payment_id=provider_payment_id, updated_at=now)
+    converted = replace(cart, status=CART.machine.destination("convert").value, updated_at=now)
+    return Captured(PaymentView(succeeded, booking.id), BookingView(booking, items), carts.CartView(converted, items),
                     replayed=False)
 
 
-def _already_captured(payment: Payment, provider_payment_id: str) -> bool:
+def _already_captured(payment: PaymentRow, provider_payment_id: str) -> bool:
     return payment.status == PaymentStatus.SUCCESS and payment.provider_payment_id == provider_payment_id
 
 
-def _replay(payment: Payment, cart: Cart, claim: EventClaim | None) -> Captured:
+def _replay(payment: PaymentRow, cart: CartRow, claim: EventClaim | None) -> Captured:
     if claim is not None:
         _take(claim)
         _settle(claim, "already_captured")
@@ -234,7 +250,7 @@ def _replay(payment: Payment, cart: Cart, claim: EventClaim | None) -> Captured:
                     replayed=True)
 
 
-def _refuse_capture(payment: Payment, provider_payment_id: str, *, actor: str, now: datetime,
+def _refuse_capture(payment: PaymentRow, provider_payment_id: str, *, actor: str, now: datetime,
                     claim: EventClaim | None) -> None:
     _take(claim)
     record_refusal(db.session, PAYMENT, payment.transaction_id, "succeed", from_state=payment.status,
@@ -248,7 +264,7 @@ def _refuse_capture(payment: Payment, provider_payment_id: str, *, actor: str, n
                 provider_payment_id=provider_payment_id, amount=str(payment.amount), actor=actor)
 
 
-def fail(payment: Payment, *, actor: str, now: datetime, claim: EventClaim | None = None) -> str:
+def fail(payment: PaymentRow, *, actor: str, now: datetime, claim: EventClaim | None = None) -> str:
     """The gateway says the payment failed; a closed payment is left as it is."""
     _take(claim)
     try:

@@ -29,6 +29,7 @@ from sqlalchemy.orm.attributes import set_committed_value
 
 from machines import CART_MACHINE, PAYMENT_MACHINE, InvalidTransition
 from machines.table import TransitionTable
+from persistence.direct import DirectStatement
 from persistence.models import Cart, Payment, TransitionRecord
 from persistence.types import UTCDateTime
 
@@ -191,7 +192,6 @@ class Step:
     observed: str | None = None
     facts: dict | None = None
     values: tuple[str, ...] = ()
-    loaded: object | None = None
 
 
 def transition_together(
@@ -226,28 +226,22 @@ def transition_together(
     key = ("together", shape, dialect)
     statement = _STATEMENTS.get(key)
     if statement is None:
-        statement = _STATEMENTS[key] = (_build_together(steps, also_insert) if dialect != "sqlite" else
-                                        _build_together_sqlite(steps, also_insert))
+        statement = _STATEMENTS[key] = (DirectStatement(_build_together(steps, also_insert)) if dialect != "sqlite"
+                                        else _build_together_sqlite(steps, also_insert))
     bound = {**params, "p_now": now, "p_actor": actor}
     if dialect == "sqlite":
-        moved = _together_sqlite(session, steps, statement, bound, actor=actor, now=now)
-    else:
-        rows = session.execute(statement, bound).all()
-        to_states = {(s.kind.name, s.trigger): s.kind.machine.destination(s.trigger).value for s in steps}
-        moved = [Moved(r.entity, r.entity_id, r.from_state, to_states[(r.entity, r.trigger)], r.trigger, actor, now)
-                 for r in rows]
-        if not moved:
-            first = next(s for s in steps if s.required)
-            _notify(Moved(first.kind.name, "?", str(getattr(first.observed, "value", first.observed)),
-                          first.kind.machine.destination(first.trigger).value, first.trigger, actor, now), "rejected")
-            raise TransitionConflict(first.kind.name, "?", first.trigger)
-        session.info.setdefault("moved", []).extend(moved)
-    for step in steps:
-        if step.loaded is not None:
-            changed = {"status": step.kind.machine.destination(step.trigger).value, "updated_at": now,
-                       **{name: params[f"p_set_{name}"] for name in step.values}}
-            for name, value in changed.items():
-                set_committed_value(step.loaded, name, value)
+        return _together_sqlite(session, steps, statement, bound, actor=actor, now=now)
+    # One statement, run straight on the driver (persistence/direct.py): this is the confirm's write.
+    rows = statement.rows(session.connection(), bound)
+    to_states = {(s.kind.name, s.trigger): s.kind.machine.destination(s.trigger).value for s in steps}
+    moved = [Moved(entity, entity_id, from_state, to_states[(entity, trigger)], trigger, actor, now)
+             for entity, entity_id, from_state, trigger in rows]
+    if not moved:
+        first = next(s for s in steps if s.required)
+        _notify(Moved(first.kind.name, "?", str(getattr(first.observed, "value", first.observed)),
+                      first.kind.machine.destination(first.trigger).value, first.trigger, actor, now), "rejected")
+        raise TransitionConflict(first.kind.name, "?", first.trigger)
+    session.info.setdefault("moved", []).extend(moved)
     return moved
 
 

@@ -1,8 +1,11 @@
 """Helpers for integration tests: read the database directly, outside any request."""
 
+from contextlib import contextmanager
 from decimal import Decimal
 
-from sqlalchemy import func, select
+import psycopg
+import pytest
+from sqlalchemy import event, func, select
 
 from persistence.db import db
 from persistence.models import Cart, Payment, TransitionRecord
@@ -20,6 +23,35 @@ def snapshot(app) -> dict[str, list[tuple]]:
                 table.name: sorted(tuple(repr(value) for value in row) for row in conn.execute(table.select()))
                 for table in db.metadata.sorted_tables
             }
+
+
+@contextmanager
+def statements_failing(app, fragment: str, error: Exception):
+    """Every statement whose SQL contains `fragment` raises `error` before it reaches the database.
+
+    Both ways statements are sent: through SQLAlchemy (its cursor event) and
+    straight on psycopg's cursor (persistence/direct.py, PostgreSQL only).
+    """
+    def through_sqlalchemy(_conn, _cursor, statement, *_args):
+        if fragment in statement:
+            raise error
+
+    original = psycopg.Cursor.execute
+
+    def straight_on_the_driver(cursor, query, *args, **kwargs):
+        if fragment in str(query):
+            raise error
+        return original(cursor, query, *args, **kwargs)
+
+    with app.app_context():
+        engine = db.engine
+    event.listen(engine, "before_cursor_execute", through_sqlalchemy)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(psycopg.Cursor, "execute", straight_on_the_driver)
+        try:
+            yield
+        finally:
+            event.remove(engine, "before_cursor_execute", through_sqlalchemy)
 
 
 def count(app, model, *where) -> int:

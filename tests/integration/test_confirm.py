@@ -13,6 +13,7 @@ from tests.integration.support import (
     make_booking,
     payment_row,
     snapshot,
+    statements_failing,
 )
 
 
@@ -303,29 +304,16 @@ def test_a_booking_made_by_confirm_is_listed_for_its_owner(app, client):
 
 
 def test_a_capture_that_fails_half_way_leaves_nothing_behind(app, client):
-    from sqlalchemy import event
-
-    from persistence.db import db
-
     user = register(client)
     cart = make_cart(app, client, user)
     payment = make_payment(app, client, user, cart["cart_id"])
     sibling = make_payment(app, client, user, cart["cart_id"])
     before = snapshot(app)
 
-    def fail_at_the_booking(conn, cursor, statement, parameters, context, executemany):
-        # On SQLite the cart, the payment and the sibling are written by then; on PostgreSQL the
-        # booking is part of the capture's one statement, which therefore never runs.
-        if "INSERT INTO bookings" in statement:
-            raise RuntimeError("the database went away at the booking")
-
-    with app.app_context():
-        engine = db.engine
-    event.listen(engine, "before_cursor_execute", fail_at_the_booking)
-    try:
+    # On SQLite the cart, the payment and the sibling are written by then; on PostgreSQL the
+    # booking is part of the capture's one statement, which therefore never runs.
+    with statements_failing(app, "INSERT INTO bookings", RuntimeError("the database went away at the booking")):
         response = confirm(app, client, user, payment)
-    finally:
-        event.remove(engine, "before_cursor_execute", fail_at_the_booking)
 
     assert_json_error(response, 500)
     assert snapshot(app) == before
