@@ -22,7 +22,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from machines import OPEN_PAYMENT_STATES
 from persistence import writer
 from persistence.db import db
-from persistence.models import Payment
+from persistence.models import Payment, open_payments_only
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 
@@ -105,7 +105,7 @@ class OpenPaymentsCollector:
         statement = (
             select(Payment.status, func.count(), func.sum(case((Payment.created_at <= cutoff, 1), else_=0)),
                    func.min(Payment.created_at))
-            .where(Payment.status.in_([s.value for s in OPEN_PAYMENT_STATES]))
+            .where(open_payments_only())  # the states written out: the partial index then applies
             .group_by(Payment.status)
         )
         rows = {status: (count, stale, first) for status, count, stale, first in db.session.execute(statement)}

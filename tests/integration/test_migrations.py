@@ -67,3 +67,27 @@ def test_the_comparison_would_notice_a_model_the_migrations_lack(app):
             diff = compare_metadata(MigrationContext.configure(conn, opts={"compare_type": True}), changed)
 
     assert [(d[0], d[2], d[3].name) for d in diff] == [("add_column", "carts", "loyalty_points")]
+
+
+def test_the_payments_age_index_holds_open_payments_only_as_the_machine_defines_them(app):
+    import importlib
+
+    from sqlalchemy import text
+
+    from persistence.models import open_payments_only
+
+    lean = importlib.import_module("persistence.migrations.versions.0003_lean_payment_indexes")
+    with app.app_context():
+        indexed_columns = {tuple(i["column_names"]) for i in inspect(db.engine).get_indexes("payments")}
+        with db.engine.connect() as conn:
+            if db.engine.dialect.name == "postgresql":
+                definition = conn.scalar(text(
+                    "SELECT indexdef FROM pg_indexes WHERE indexname = 'ix_payments_status_created_at'"))
+            else:
+                definition = conn.scalar(text(
+                    "SELECT sql FROM sqlite_master WHERE name = 'ix_payments_status_created_at'"))
+
+    # The migration wrote the predicate out; it must still say what the machine calls open.
+    assert str(lean.OPEN_PAYMENTS) == str(open_payments_only())
+    assert "WHERE" in definition and "INITIATED" in definition and "PENDING" in definition
+    assert ("user_id",) not in indexed_columns
