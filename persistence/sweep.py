@@ -9,6 +9,7 @@ and never waits for a lock, so it cannot deadlock with the cart-first order.
 """
 
 import time
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -18,7 +19,7 @@ from machines import OPEN_PAYMENT_STATES
 from persistence.db import db
 from persistence.models import Payment
 from persistence.types import UTCDateTime
-from persistence.writer import PAYMENT, transition_all
+from persistence.writer import PAYMENT, published_on_the_side, transition_all
 
 BATCH_SIZE = 500
 SWEEP_ACTOR = "scheduler:stale-payment-sweep"
@@ -81,25 +82,28 @@ def sweep(*, now: datetime, timeout_minutes: float, cart_id: str | None = None, 
     if cart_id is not None:
         where = where & (Payment.cart_id == bindparam("p_cart"))
         params["p_cart"] = cart_id
-    while True:
-        batch_started = time.perf_counter()
-        # For one cart the caller holds the cart row lock (cart first, then its
-        # payments), so wait for a locked payment row rather than skip it and
-        # leave it open; the global sweep skips rows another sweeper holds.
-        moved = transition_all(db.session, PAYMENT, "timeout", where, params=params,
-                               shape="stale" if cart_id is None else "stale of one cart", actor=actor, now=now,
-                               limit=batch_size, skip_locked=cart_id is None, also_return=("cart_id", "created_at"))
-        result.cancelled.extend(StalePayment(m.entity_id, *m.also) for m in moved)
-        if commit_batches:
-            db.session.commit()
-            held = db.session.info.pop("committed_at") - batch_started
-        else:  # the caller's transaction keeps holding them; this is how long the batch took
-            held = time.perf_counter() - batch_started
-        result.batches += 1
-        result.batch_holds_s.append(held)
-        # A short batch: nothing stale is left that another sweeper is not already holding.
-        if len(moved) < batch_size:
-            break
+    # Committing batch after batch, log each batch's lines while the next batch runs.
+    with published_on_the_side(db.session) if commit_batches else nullcontext():
+        while True:
+            batch_started = time.perf_counter()
+            # For one cart the caller holds the cart row lock (cart first, then its
+            # payments), so wait for a locked payment row rather than skip it and
+            # leave it open; the global sweep skips rows another sweeper holds.
+            moved = transition_all(db.session, PAYMENT, "timeout", where, params=params,
+                                   shape="stale" if cart_id is None else "stale of one cart", actor=actor, now=now,
+                                   limit=batch_size, skip_locked=cart_id is None,
+                                   also_return=("cart_id", "created_at"))
+            result.cancelled.extend(StalePayment(m.entity_id, *m.also) for m in moved)
+            if commit_batches:
+                db.session.commit()
+                held = db.session.info.pop("committed_at") - batch_started
+            else:  # the caller's transaction keeps holding them; this is how long the batch took
+                held = time.perf_counter() - batch_started
+            result.batches += 1
+            result.batch_holds_s.append(held)
+            # A short batch: nothing stale is left that another sweeper is not already holding.
+            if len(moved) < batch_size:
+                break
     result.cancelled.sort(key=lambda p: (p.created_at, p.transaction_id))
     result.duration_s = time.perf_counter() - started
     return result

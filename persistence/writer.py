@@ -14,9 +14,12 @@ On SQLite the whole transaction holds the write lock (BEGIN IMMEDIATE), so
 the same statement is just as safe there.
 """
 
+import contextvars
 import re
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -63,18 +66,19 @@ class Moved:
     also: tuple = ()
 
 
-# Told of every trigger as (Moved, outcome): "accepted" after its commit, "refused" once a
-# refusal is recorded and committed, "rejected" when the machine or the compare-and-set turns
-# it down. The web layer registers its metrics here, so this module needs nothing of it.
-transition_observers: list[Callable[[Moved, str], None]] = []
+# Told of every trigger, a batch at a time, as (moved, outcome): "accepted" after their commit,
+# "refused" once a refusal is recorded and committed, "rejected" when the machine or the
+# compare-and-set turns one down. A sweep batch of 500 is one call, not 500. The web layer
+# registers its metrics here, so this module needs nothing of it.
+transition_observers: list[Callable[[list[Moved], str], None]] = []
 
 
-def _notify(moved: Moved, outcome: str) -> None:
+def _notify(moved: list[Moved], outcome: str) -> None:
     for observer in transition_observers:
         try:
             observer(moved, outcome)
         except Exception:  # an observer must never break a write
-            log.exception("transition.observer_failed", entity=moved.entity, trigger=moved.trigger)
+            log.exception("transition.observer_failed", outcome=outcome)
 
 
 _NAME = re.compile(r"^[a-z_.]+$|^[A-Z_]+$")
@@ -130,12 +134,12 @@ def transition(
         to_state = kind.machine.decide(trigger, observed, **(facts or {})).value
     except InvalidTransition:
         state = getattr(observed, "value", observed)
-        _notify(Moved(kind.name, entity_id, state, state, trigger, actor, now), "rejected")
+        _notify([Moved(kind.name, entity_id, state, state, trigger, actor, now)], "rejected")
         raise
     moved = _compare_and_set(session, kind, trigger, to_state, kind.table.c[kind.id_column] == bindparam("p_id"),
                              params={"p_id": entity_id}, shape="one row", actor=actor, now=now, values=values)
     if not moved:
-        _notify(Moved(kind.name, entity_id, getattr(observed, "value", observed), to_state, trigger, actor, now),
+        _notify([Moved(kind.name, entity_id, getattr(observed, "value", observed), to_state, trigger, actor, now)],
                 "rejected")
         raise TransitionConflict(kind.name, entity_id, trigger)
     if loaded is not None:
@@ -220,7 +224,7 @@ def transition_together(
                 step.kind.machine.decide(step.trigger, step.observed, **(step.facts or {}))
             except InvalidTransition:
                 state = getattr(step.observed, "value", step.observed)
-                _notify(Moved(step.kind.name, "?", state, state, step.trigger, actor, now), "rejected")
+                _notify([Moved(step.kind.name, "?", state, state, step.trigger, actor, now)], "rejected")
                 raise
     dialect = session.get_bind().dialect.name
     key = ("together", shape, dialect)
@@ -238,8 +242,8 @@ def transition_together(
              for entity, entity_id, from_state, trigger in rows]
     if not moved:
         first = next(s for s in steps if s.required)
-        _notify(Moved(first.kind.name, "?", str(getattr(first.observed, "value", first.observed)),
-                      first.kind.machine.destination(first.trigger).value, first.trigger, actor, now), "rejected")
+        _notify([Moved(first.kind.name, "?", str(getattr(first.observed, "value", first.observed)),
+                       first.kind.machine.destination(first.trigger).value, first.trigger, actor, now)], "rejected")
         raise TransitionConflict(first.kind.name, "?", first.trigger)
     session.info.setdefault("moved", []).extend(moved)
     return moved
@@ -306,8 +310,8 @@ def _together_sqlite(session, steps, also, bound, *, actor, now) -> list[Moved]:
         step_moved = _compare_and_set(session, step.kind, step.trigger, to_state, step.where, params=bound,
                                       shape=f"together {i} {step.trigger}", actor=actor, now=now, values=values)
         if step.required and not step_moved:
-            _notify(Moved(step.kind.name, "?", str(getattr(step.observed, "value", step.observed)), to_state,
-                          step.trigger, actor, now), "rejected")
+            _notify([Moved(step.kind.name, "?", str(getattr(step.observed, "value", step.observed)), to_state,
+                           step.trigger, actor, now)], "rejected")
             raise TransitionConflict(step.kind.name, "?", step.trigger)
         moved += step_moved
     if also is not None:
@@ -354,6 +358,8 @@ def _compare_and_set(session, kind, trigger, to_state, where, *, actor, now, par
         statements = _build(kind, trigger, to_state, where, sorted(values), limit, skip_locked, also_return,
                             dialect)
         if shape is not None:
+            if dialect != "sqlite":  # built once, so worth compiling once and running on the driver
+                statements = (DirectStatement(statements[0]),)
             _STATEMENTS[key] = statements
     bound = {**(params or {}), "p_now": now, "p_actor": actor, **{f"p_set_{name}": v for name, v in values.items()}}
     if dialect == "sqlite":
@@ -367,6 +373,8 @@ def _compare_and_set(session, kind, trigger, to_state, where, *, actor, now, par
             session.execute(insert(TransitionRecord), [
                 dict(entity=kind.name, entity_id=r.entity_id, from_state=r.from_state, to_state=to_state,
                      trigger=trigger, actor=actor, at=now, accepted=True, detail=None) for r in rows])
+    elif isinstance(statements[0], DirectStatement):
+        rows = statements[0].rows(session.connection(), bound)
     else:
         rows = session.execute(statements[0], bound).all()
     moved = [Moved(kind.name, row[0], row[1], to_state, trigger, actor, now, tuple(row[2:])) for row in rows]
@@ -417,18 +425,44 @@ def _build(kind, trigger, to_state, where, value_names, limit, skip_locked, also
 _ID_FIELD = {PAYMENT.name: "transaction_id", CART.name: "cart_id"}
 
 
+def _publish(moved: list[Moved]) -> None:
+    """One `<entity>.transition` log event per committed transition, then the observers."""
+    for m in moved:
+        log.info(f"{m.entity}.transition", **{_ID_FIELD[m.entity]: m.entity_id}, **{
+            "from": m.from_state, "to": m.to_state, "trigger": m.trigger, "actor": m.actor})
+    _notify(moved, "accepted")
+
+
+@contextmanager
+def published_on_the_side(session: Session):
+    """While inside, `session`'s committed transitions are logged by a helper thread, in order.
+
+    For bulk writers (the sweep): the next batch's statement then runs while
+    the last batch's 500 lines are written, instead of after them. Leaving
+    waits until every line is out, so whatever the caller logs next comes last.
+    """
+    context = contextvars.copy_context()  # the caller's log context (job, run_id) goes along
+    pending = []
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="transition-log") as helper:
+        session.info["publish"] = lambda moved: pending.append(helper.submit(context.run, _publish, moved))
+        try:
+            yield
+        finally:
+            session.info.pop("publish", None)
+    for done in pending:
+        done.result()  # a failure to log surfaces here rather than vanishing with the thread
+
+
 @event.listens_for(Session, "after_commit")
 def _log_committed(session: Session) -> None:
     # When the database let go of this transaction's locks, before any logging: the sweep
     # reports how long each batch held its locks from this.
     session.info["committed_at"] = time.perf_counter()
     # Logged after commit only, so a log line never speaks of a rolled-back change.
-    for m in session.info.pop("moved", []):
-        log.info(f"{m.entity}.transition", **{_ID_FIELD[m.entity]: m.entity_id}, **{
-            "from": m.from_state, "to": m.to_state, "trigger": m.trigger, "actor": m.actor})
-        _notify(m, "accepted")
-    for m in session.info.pop("refused", []):
-        _notify(m, "refused")
+    if moved := session.info.pop("moved", None):
+        session.info.get("publish", _publish)(moved)
+    if refused := session.info.pop("refused", None):
+        _notify(refused, "refused")
 
 
 @event.listens_for(Session, "after_rollback")

@@ -9,6 +9,7 @@ scrape time.
 
 import os
 import time
+from collections import Counter as tally
 from datetime import timedelta
 
 from flask import Flask, current_app
@@ -50,11 +51,12 @@ def observe_request(endpoint: str, method: str, status: int, seconds: float) -> 
     REQUEST_LATENCY.labels(endpoint, method, str(status)).observe(seconds)
 
 
-def count_transition(moved: writer.Moved, outcome: str) -> None:
+def count_transitions(moved: list[writer.Moved], outcome: str) -> None:
     """A `persistence.writer` observer: one count per trigger, and late captures apart."""
-    TRANSITIONS.labels(moved.entity, moved.trigger, outcome).inc()
-    if outcome == "refused" and moved.entity == "payment" and moved.trigger == "succeed":
-        LATE_CAPTURES.inc()
+    for (entity, trigger), count in tally((m.entity, m.trigger) for m in moved).items():
+        TRANSITIONS.labels(entity, trigger, outcome).inc(count)
+        if outcome == "refused" and entity == "payment" and trigger == "succeed":
+            LATE_CAPTURES.inc(count)
 
 
 def record_sweep(cancelled: int, duration_s: float, *, failed: bool = False) -> None:
@@ -137,5 +139,5 @@ def exposition() -> tuple[bytes, str]:
 
 def register(app: Flask) -> None:
     """Count transitions as the writer reports them; idempotent (tests build many apps)."""
-    if count_transition not in writer.transition_observers:
-        writer.transition_observers.append(count_transition)
+    if count_transitions not in writer.transition_observers:
+        writer.transition_observers.append(count_transitions)
