@@ -16,7 +16,9 @@ from machines import OPEN_PAYMENT_STATES, CartStatus
 from persistence import carts
 from persistence.db import db
 from persistence.errors import Conflict, NotFound
+from persistence.direct import DirectStatement
 from persistence.models import Booking, Cart, Payment
+from persistence.rows import CartRow, PaymentRow
 from persistence.sweep import SweepResult, sweep
 from persistence.writer import CART, transition
 
@@ -42,14 +44,14 @@ class DeletionInfo:
 
 @dataclass(frozen=True)
 class PaymentAge:
-    payment: Payment
+    payment: PaymentRow
     age_minutes: int
     has_booking: bool
 
 
 @dataclass(frozen=True)
 class DeletionStatus:
-    cart: Cart
+    cart: CartRow
     payments: list[PaymentAge]  # newest first
     info: DeletionInfo
 
@@ -81,7 +83,8 @@ def wait_message(count: int, wait_minutes: int) -> str:
     return f"{who} Please wait {wait_minutes} more minute(s) before deletion or complete {complete}."
 
 
-def deletion_info(cart: Cart, payments: list[Payment], *, now: datetime, timeout_minutes: float) -> DeletionInfo:
+def deletion_info(cart: Cart | CartRow, payments: list[PaymentRow], *, now: datetime,
+                  timeout_minutes: float) -> DeletionInfo:
     """Whether `cart` may be deleted now, and if not, why and until when."""
     if cart.status == CartStatus.CONVERTED:
         return DeletionInfo(False, "cart_converted", "Cart has been converted to a booking and cannot be deleted.")
@@ -106,35 +109,40 @@ def deletion_info(cart: Cart, payments: list[Payment], *, now: datetime, timeout
                         payment_count=len(fresh), latest_payment_age_minutes=age // MINUTE)
 
 
-def payments_of(cart_id: str) -> list[Payment]:
+_PAYMENTS_OF_CART = DirectStatement(
+    select(*PaymentRow.columns()).where(Payment.cart_id == bindparam("p_cart"))
+    .order_by(Payment.created_at.desc(), Payment.transaction_id))
+
+
+def payments_of(cart_id: str) -> list[PaymentRow]:
     """All of a cart's payments, newest first."""
-    return list(db.session.scalars(select(Payment).where(Payment.cart_id == cart_id)
-                                   .order_by(Payment.created_at.desc(), Payment.transaction_id)))
+    return [PaymentRow.from_values(row) for row in _PAYMENTS_OF_CART.rows(db.session.connection(),
+                                                                          {"p_cart": cart_id})]
 
 
 # The cart, each of its payments (newest first) and whether that payment booked: one query,
 # so the answer is read from one snapshot even outside a transaction.
-_CART_PAYMENTS_BOOKINGS = (
-    select(Cart, Payment, Booking.transaction_id.label("booked"))
+_CART_PAYMENTS_BOOKINGS = DirectStatement(
+    select(*CartRow.columns(), *PaymentRow.columns(), Booking.transaction_id.label("booked"))
     .outerjoin(Payment, Payment.cart_id == Cart.id)
     .outerjoin(Booking, Booking.transaction_id == Payment.transaction_id)
     .where(Cart.id == bindparam("p_cart"), Cart.user_id == bindparam("p_user"))
     .order_by(Payment.created_at.desc(), Payment.transaction_id)
-    .execution_options(populate_existing=True)  # after a sweep in this session, rows as they are now
 )
 
 
 def status(user_id: str, cart_id: str, *, now: datetime, timeout_minutes: float) -> DeletionStatus:
     """deletion_status: read only."""
-    rows = db.session.execute(_CART_PAYMENTS_BOOKINGS, {"p_cart": cart_id, "p_user": user_id}).all()
+    rows = _CART_PAYMENTS_BOOKINGS.rows(db.session.connection(), {"p_cart": cart_id, "p_user": user_id})
     if not rows:
         raise NotFound("cart")
-    payments = [row.Payment for row in rows if row.Payment is not None]
-    booked = {row.booked for row in rows if row.booked is not None}
-    return _status(rows[0].Cart, payments, booked, now=now, timeout_minutes=timeout_minutes)
+    first_payment = CartRow.width()
+    payments = [PaymentRow.from_values(row, first_payment) for row in rows if row[first_payment] is not None]
+    booked = {row[-1] for row in rows if row[-1] is not None}
+    return _status(CartRow.from_values(rows[0]), payments, booked, now=now, timeout_minutes=timeout_minutes)
 
 
-def _status(cart: Cart, payments: list[Payment], booked: set[str], *, now: datetime,
+def _status(cart: CartRow, payments: list[PaymentRow], booked: set[str], *, now: datetime,
             timeout_minutes: float) -> DeletionStatus:
     ages = [PaymentAge(p, max(now - p.created_at, timedelta(0)) // MINUTE, p.transaction_id in booked)
             for p in payments]
