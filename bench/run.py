@@ -6,7 +6,6 @@
 """
 
 import argparse
-import hashlib
 import json
 import os
 import re
@@ -23,6 +22,7 @@ from pathlib import Path
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
+from bench.pgbench_confirm import write_script
 from bench.seed import seed
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -132,7 +132,8 @@ def run_wrk(base: str, request_file: Path, connections: int, seconds: float, exp
     return result
 
 
-def run_pgbench(db: Database, token: str, clients: int, seconds: int) -> float | None:
+def run_pgbench(db: Database, seeded, workdir: Path, clients: int, seconds: int) -> dict | None:
+    """pgbench running the SQL one confirm sends (recorded from a real one), each transaction another payment."""
     pgbench = shutil.which("pgbench")
     if pgbench is None or db.admin is None:
         return None
@@ -140,18 +141,26 @@ def run_pgbench(db: Database, token: str, clients: int, seconds: int) -> float |
     with engine.connect() as conn:
         conn.execute(text("CREATE SEQUENCE IF NOT EXISTS bench_seq"))
     engine.dispose()
-    token_hash = hashlib.sha256(token.encode()).hexdigest()
+    method, path, body = seeded.files["record"].read_text().splitlines()[0].split("\t")
+    confirmation = json.loads(body)
+    script = write_script(workdir / "pgbench_confirm.sql", db.url, seeded.token,
+                          (path.split("/")[3], confirmation["provider_payment_id"], confirmation["signature"]), SECRET)
     out = subprocess.run([pgbench, "-n", "-M", "prepared", "-c", str(clients), "-j", "2", "-T", str(seconds),
-                          "-D", f"tokenhash={token_hash}", "-f", str(ROOT / "bench" / "pgbench_confirm.sql"),
-                          db.libpq_url], capture_output=True, text=True, timeout=seconds + 60)
+                          "-D", f"uid={seeded.user_id}", "-f", str(script), db.libpq_url],
+                         capture_output=True, text=True, timeout=seconds + 60)
     match = re.search(r"tps = ([\d.]+)", out.stdout)
-    if match is None:
+    processed = re.search(r"number of transactions actually processed: (\d+)", out.stdout)
+    if match is None or processed is None:
         print(out.stdout[-2000:], out.stderr[-2000:], file=sys.stderr)
         return None
     failed = re.search(r"number of failed transactions: (\d+)", out.stdout)
-    if failed and int(failed.group(1)):
-        print(f"pgbench: {failed.group(1)} failed transactions", file=sys.stderr)
-    return float(match.group(1))
+    engine = create_engine(db.url)
+    with engine.connect() as conn:  # each transaction must really have confirmed a payment
+        confirmed = conn.scalar(text("SELECT count(*) FROM payments p JOIN bookings b USING (transaction_id) "
+                                     "WHERE p.transaction_id LIKE 'TXNB%' AND p.status = 'SUCCESS'"))
+    engine.dispose()
+    return {"tps": float(match.group(1)), "transactions": int(processed.group(1)), "confirmed": confirmed,
+            "failed": int(failed.group(1)) if failed else 0}
 
 
 def main(argv=None) -> int:
@@ -181,7 +190,7 @@ def main(argv=None) -> int:
         pgbench_seconds = max(1, int(args.seconds))
         started = time.monotonic()
         seeded = seed(db.url, workdir, gateway_secret=SECRET,
-                      confirm_slices={f"confirm_c{c}": per_level for c in levels},
+                      confirm_slices={"record": 1, **{f"confirm_c{c}": per_level for c in levels}},
                       create_carts=2000 if not args.smoke else 50, delete_carts=500 if not args.smoke else 20,
                       pgbench_payments=0 if args.sqlite else int(6000 * pgbench_seconds * 1.5) + 100)
         print(f"seeded {seeded.counts} in {time.monotonic() - started:.1f} s", file=sys.stderr)
@@ -199,7 +208,7 @@ def main(argv=None) -> int:
         rss = server.worker_peak_rss_mb()
         server.stop()
         server = None
-        tps = run_pgbench(db, seeded.token, 8, pgbench_seconds)
+        tps = run_pgbench(db, seeded, workdir, 8, pgbench_seconds)
         print_report(args, rows, rss, tps)
         return 0
     finally:
@@ -209,7 +218,7 @@ def main(argv=None) -> int:
         shutil.rmtree(workdir, ignore_errors=True)
 
 
-def print_report(args, rows, rss, pgbench_tps) -> None:
+def print_report(args, rows, rss, pgbench) -> None:
     database = "SQLite" if args.sqlite else "PostgreSQL"
     print(f"\n{database}, gunicorn {args.workers} sync workers, wrk {args.seconds:g} s per row, "
           f"{os.cpu_count()} CPUs\n")
@@ -225,10 +234,12 @@ def print_report(args, rows, rss, pgbench_tps) -> None:
         if confirm and baseline:
             print(f"confirm/baseline at {c} connections: {confirm['rps'] / baseline['rps']:.1%}")
     confirm8 = by.get(("confirm", 8))
-    if pgbench_tps:
-        print(f"pgbench, same SQL as one confirm, 8 clients: {pgbench_tps:.0f} tps")
+    if pgbench:
+        print(f"pgbench, same SQL as one confirm, 8 clients: {pgbench['tps']:.0f} tps "
+              f"({pgbench['transactions']} transactions, {pgbench['confirmed']} payments confirmed with their booking, "
+              f"{pgbench['failed']} failed)")
         if confirm8:
-            print(f"confirm/pgbench at 8 connections: {confirm8['rps'] / pgbench_tps:.1%}")
+            print(f"confirm/pgbench at 8 connections: {confirm8['rps'] / pgbench['tps']:.1%}")
     if rss:
         print(f"peak RSS per worker: {', '.join(f'{mb:.0f} MB' for mb in rss)}")
 

@@ -20,6 +20,7 @@ PRICE = Decimal("2500.00")
 @dataclass
 class Seeded:
     token: str
+    user_id: str
     files: dict[str, Path]
     counts: dict[str, int]
 
@@ -113,7 +114,7 @@ def seed(url: str, out_dir: Path, *, gateway_secret: str, confirm_slices: dict[s
         with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
             conn.execute(text("ANALYZE"))
     engine.dispose()
-    return Seeded(token, files, counts)
+    return Seeded(token, user_id, files, counts)
 
 
 def _sign(secret: str, order_id: str, payment_id: str) -> str:
