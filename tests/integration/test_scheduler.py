@@ -115,6 +115,20 @@ def test_with_the_scheduler_disabled_there_is_none(make_app, app):
     assert plain.test_client().get("/healthz").json["scheduler"] == "disabled"
 
 
+def test_the_scheduler_is_stopped_at_interpreter_exit(make_app, app, monkeypatch):
+    at_exit = []
+    monkeypatch.setattr(scheduler_module.atexit, "register", lambda fn, *args: at_exit.append((fn, args)))
+
+    with scheduled_app(make_app) as scheduled:
+        scheduler = scheduled.extensions["scheduler"]
+        assert scheduler.running
+        for fn, args in at_exit:  # what the interpreter would run on its way out
+            fn(*args)
+
+        assert at_exit, "nothing was registered to run at exit"
+        assert not scheduler.running
+
+
 def test_a_cli_command_other_than_run_does_not_start_the_scheduler(make_app, app):
     with click.Context(click.Command("cleanup-old-pending-payments"), info_name="cleanup-old-pending-payments"):
         loaded = make_app(SCHEDULER_ENABLED=True, SWEEP_INTERVAL_SECONDS=0.2)
