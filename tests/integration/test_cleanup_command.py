@@ -74,6 +74,27 @@ def test_the_transition_log_lines_go_to_stderr_not_into_the_report(app, runner, 
     assert {(e["trigger"], e["actor"]) for e in timeouts} == {("timeout", CLI_ACTOR)}
 
 
+def _logged_events(output: str, name: str) -> list[dict]:
+    return [e for e in (json.loads(line) for line in output.splitlines() if line.startswith("{")) if e["event"] == name]
+
+
+def test_a_run_logs_one_sweep_event_with_its_counts_to_stderr(app, runner, three_stale_in_two_carts):
+    result = _invoke(runner)
+
+    assert result.exit_code == 0, result.output
+    [event] = _logged_events(result.stderr, "payments.sweep")
+    assert (event["cancelled"], event["carts"], event["batches"], event["level"]) == (3, 2, 1, "info")
+    assert all(isinstance(event[name], float) and event[name] >= 0 for name in ("longest_batch_ms", "duration_ms"))
+    assert _logged_events(result.stdout, "payments.sweep") == []
+
+
+def test_a_dry_run_sweeps_nothing_and_logs_no_sweep_event(app, runner, three_stale_in_two_carts):
+    result = _invoke(runner, "--dry-run")
+
+    assert result.exit_code == 0, result.output
+    assert _logged_events(result.output, "payments.sweep") == []
+
+
 def test_the_dry_run_lists_the_same_payments_and_changes_nothing(app, runner, three_stale_in_two_carts):
     s = three_stale_in_two_carts
     before = snapshot(app)
