@@ -18,7 +18,10 @@ def _invoke(runner, *args):
 
 @pytest.fixture
 def three_stale_in_two_carts(app, client, clock):
-    """Cart A: payments 45 and 35 minutes old; cart B: one 120 minutes old and one fresh (10 minutes)."""
+    """Cart A: payments 45 and 35 minutes old; cart B: one 120 minutes old and one fresh (10 minutes).
+
+    The report lists them newest first, as the seed does (35, 45, 120 minutes).
+    """
     user = register(client)
     cart_a = make_cart(app, client, user)
     cart_b = make_cart(app, client, user)
@@ -44,14 +47,14 @@ def test_the_command_prints_the_seed_format_and_cancels_the_old_payments(app, ru
     assert result.stdout.splitlines() == [
         "Cleaning up pending payments older than 30 minutes...",
         "Found 3 old pending payments",
-        f"  Payment {s['oldest']}: 120 minutes old, Cart: {s['b']}",
-        f"  Payment {s['a_old']}: 45 minutes old, Cart: {s['a']}",
         f"  Payment {s['a_newer']}: 35 minutes old, Cart: {s['a']}",
+        f"  Payment {s['a_old']}: 45 minutes old, Cart: {s['a']}",
+        f"  Payment {s['oldest']}: 120 minutes old, Cart: {s['b']}",
         "Successfully cancelled 3 old pending payments affecting 2 carts",
         "",
         "Affected carts:",
-        f"  Cart {s['b']}: Can delete: False",
         f"  Cart {s['a']}: Can delete: True",
+        f"  Cart {s['b']}: Can delete: False",
         "",
         "Cleanup completed!",
     ]
@@ -105,9 +108,9 @@ def test_the_dry_run_lists_the_same_payments_and_changes_nothing(app, runner, th
     assert result.stdout.splitlines() == [
         "Cleaning up pending payments older than 30 minutes...",
         "Found 3 old pending payments",
-        f"  Payment {s['oldest']}: 120 minutes old, Cart: {s['b']}",
-        f"  Payment {s['a_old']}: 45 minutes old, Cart: {s['a']}",
         f"  Payment {s['a_newer']}: 35 minutes old, Cart: {s['a']}",
+        f"  Payment {s['a_old']}: 45 minutes old, Cart: {s['a']}",
+        f"  Payment {s['oldest']}: 120 minutes old, Cart: {s['b']}",
         "Dry run: would cancel 3 old pending payments affecting 2 carts",
     ]
     assert snapshot(app) == before
