@@ -1,5 +1,6 @@
 """/metrics under gunicorn with two workers: every worker's counts are added up, whoever answers."""
 
+import json
 import os
 from concurrent.futures import ThreadPoolExecutor
 
@@ -24,7 +25,7 @@ def services_served(base: str) -> float:
     return 0.0
 
 
-def test_two_gunicorn_workers_add_up_their_request_counts_and_open_no_control_socket(database_url, tmp_path):
+def test_two_gunicorn_workers_add_up_their_request_counts_log_only_json_and_open_no_control_socket(database_url, tmp_path):
     url = fresh_database(database_url, tmp_path)
     # Where gunicorn would put its control socket; gunicorn.conf.py turns it off (one path per user, clobbered).
     runtime = tmp_path / "runtime"
@@ -47,4 +48,16 @@ def test_two_gunicorn_workers_add_up_their_request_counts_and_open_no_control_so
         assert "Control socket" not in server.log()
     # The directory gunicorn.conf.py made is removed when the server stops.
     assert not metrics_dir.exists()
-    assert '"logger": "gunicorn.error"' in server.log()
+    # Master, workers and the app all write through the app's renderer: every line is one JSON object.
+    lines = [line for line in server.log().splitlines() if line.strip()]
+    assert lines
+    not_json = [line for line in lines if not _is_json_object(line)]
+    assert not_json == [], f"{len(not_json)} of {len(lines)} lines are not JSON objects"
+    assert any(json.loads(line).get("logger") == "gunicorn.error" for line in lines)
+
+
+def _is_json_object(line: str) -> bool:
+    try:
+        return isinstance(json.loads(line), dict)
+    except json.JSONDecodeError:
+        return False

@@ -101,13 +101,16 @@ def test_stdout_gets_one_json_object_per_line_from_our_code_and_from_library_log
     client.get("/api/services/")
     logging.getLogger("werkzeug").info("a library says %s", "hello")
     logging.getLogger("apscheduler.scheduler").warning("a job was missed")
+    logging.getLogger("transitions").warning("a trigger %s was not bound", "cancel")
 
     events = json_lines(capsys.readouterr().out)
 
-    assert [e["event"] for e in events] == ["request", "a library says hello", "a job was missed"]
+    assert [e["event"] for e in events] == ["request", "a library says hello", "a job was missed",
+                                            "a trigger cancel was not bound"]
     assert {"timestamp", "level"} <= set(events[0])
     assert events[1]["logger"] == "werkzeug" and events[1]["level"] == "info"
     assert events[2]["logger"] == "apscheduler.scheduler" and events[2]["level"] == "warning"
+    assert events[3]["logger"] == "transitions" and events[3]["level"] == "warning"
 
 
 def test_an_unhandled_error_is_one_json_line_with_a_structured_traceback_and_no_frame_locals(app, capsys):
