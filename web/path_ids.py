@@ -14,8 +14,9 @@ from flask import Blueprint, Flask, request
 
 from persistence.errors import NotFound
 
-_UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
-_TXN = re.compile(r"^TXN[A-Z0-9]{12}$")
+# Used with fullmatch: `$` would also match before a final newline ("%0A" in a path).
+_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+_TXN = re.compile(r"TXN[A-Z0-9]{12}")
 _FORMS = {"cart_id": ("cart", _UUID), "item_id": ("item", _UUID), "booking_id": ("booking", _UUID),
           "transaction_id": ("payment", _TXN)}
 # Blueprints that check their own path ids, in a hook after their authentication.
@@ -26,7 +27,7 @@ def _check_path_ids() -> None:
     for name, value in (request.view_args or {}).items():
         if name in _FORMS:
             what, form = _FORMS[name]
-            if not form.match(value):
+            if not form.fullmatch(value):
                 raise NotFound(what)
 
 

@@ -203,6 +203,8 @@ MALFORMED_ID_PATHS = [
     ("POST", "/api/payments/BAD/confirm/"),
     ("POST", "/api/payments/BAD/cancel/"),
     ("GET", "/api/bookings/bad/"),
+    ("GET", f"/api/bookings/{ID}%0A/"),  # a well-formed id and a newline: `$` alone would let it through
+    ("GET", f"/api/payments/{TXN}%0A/"),
 ]
 
 

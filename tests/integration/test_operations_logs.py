@@ -8,7 +8,7 @@ import structlog
 from structlog.testing import capture_logs as _capture_logs
 
 from tests.builders import confirm, make_cart, make_payment, register, send_webhook
-from web import logs
+from web import logs, request_log
 
 
 def capture_logs():
@@ -66,6 +66,14 @@ def test_a_malformed_caller_request_id_is_replaced_by_a_new_one(client, bad):
     given = response.headers["X-Request-ID"]
     assert given != bad
     assert 1 <= len(given) <= 128 and given.replace("-", "").replace("_", "").isalnum()
+
+
+@pytest.mark.parametrize("bad", ["abc\n", "abc\r\n", "\nabc"])
+def test_a_caller_request_id_with_a_line_break_is_replaced_by_a_new_one(bad):
+    # Werkzeug's test client refuses line breaks in a header, so the check itself is asked.
+    given = request_log.request_id_from(bad)
+
+    assert given != bad and given.strip() == given and len(given) == 32
 
 
 def test_each_request_gets_its_own_id_and_nothing_bound_in_one_leaks_into_the_next(client):
