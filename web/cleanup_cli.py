@@ -11,11 +11,10 @@ from persistence import deletion
 from persistence.db import db
 from persistence.models import Cart
 from persistence.sweep import stale_open_payments, sweep
+from web.config import MAX_MINUTES
 from web.sweep_report import report_sweep
 
 CLI_ACTOR = "cli:cleanup-old-pending-payments"
-# Past this, "now - minutes" leaves the range of a datetime; no payment is that old anyway.
-MAX_MINUTES = 52_560_000
 
 
 def positive_minutes(_ctx, _param, value: str | None) -> float | None:
