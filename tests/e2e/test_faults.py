@@ -13,6 +13,7 @@ from sqlalchemy.engine import make_url
 from tests.e2e.helpers import Answer, consistency_errors, rows
 from tests.e2e.private_postgres import PrivatePostgres, PrivatePostgresUnavailable
 from tests.e2e.service import PostgresServer, live_service
+from tests.skips import skip_or_fail
 
 pytestmark = pytest.mark.e2e
 
@@ -98,7 +99,7 @@ def private_postgres():
     except PrivatePostgresUnavailable as exc:
         if pg is not None:
             pg.close()
-        pytest.skip(f"cannot set up a private PostgreSQL server to restart: {exc}")
+        skip_or_fail(f"cannot set up a private PostgreSQL server to restart: {exc}")
     try:
         yield pg
     finally:

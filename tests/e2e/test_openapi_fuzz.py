@@ -17,6 +17,7 @@ import pytest
 from persistence import accounts
 from persistence.db import db
 from tests.e2e.ops_server import fresh_database, http, running_gunicorn
+from tests.skips import skip_or_fail
 from web import create_app
 
 pytestmark = pytest.mark.e2e
@@ -46,7 +47,7 @@ def admin_token(database_url: str, base: str) -> str:
 
 def test_a_schema_driven_fuzzer_finds_no_server_error_undocumented_status_or_bad_body(database_url, tmp_path):
     if not SCHEMATHESIS.exists() and shutil.which("schemathesis") is None:
-        pytest.skip("schemathesis is not installed: .venv/bin/pip install -r requirements.txt")
+        skip_or_fail("schemathesis is not installed: .venv/bin/pip install -r requirements.txt")
     url = fresh_database(database_url, tmp_path)
     with running_gunicorn(url, tmp_path, workers=2) as server:
         token = admin_token(url, server.base)
