@@ -25,7 +25,7 @@ def services_served(base: str) -> float:
     return 0.0
 
 
-def test_two_gunicorn_workers_add_up_their_request_counts_log_only_json_and_open_no_control_socket(database_url, tmp_path):
+def test_two_workers_add_up_their_request_counts_log_only_json_and_open_no_control_socket(database_url, tmp_path):
     url = fresh_database(database_url, tmp_path)
     # Where gunicorn would put its control socket; gunicorn.conf.py turns it off (one path per user, clobbered).
     runtime = tmp_path / "runtime"

@@ -1,4 +1,4 @@
-"""Every test the README's "Guarantees" section names exists, so a renamed or deleted test cannot leave a claim unproven."""
+"""Every test the README's "Guarantees" section names exists: a renamed or deleted test leaves no claim unproven."""
 
 import re
 from pathlib import Path
