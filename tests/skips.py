@@ -18,6 +18,7 @@ def required() -> bool:
 
 def skip_or_fail(reason: str) -> NoReturn:
     """Skip the test for `reason`, or fail it with the same words where the environment requires it to run."""
+    __tracebackhide__ = True  # pytest reports the caller's line, as for a skip made there
     if required():
         pytest.fail(reason, pytrace=False)
     pytest.skip(reason)
