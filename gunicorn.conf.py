@@ -12,6 +12,10 @@ worker_class = "sync"
 preload_app = False
 timeout = 30
 graceful_timeout = 10
+# gunicorn 25.1+ opens a control socket at one path per user ($XDG_RUNTIME_DIR/gunicorn.ctl or
+# ~/.gunicorn/gunicorn.ctl) and unlinks whatever is there first: every other server on the machine
+# (tests, benchmarks, another checkout) would take it from the one before. Nothing here uses gunicornc.
+control_socket_disable = True
 
 # --- Operations: JSON logs and Prometheus metrics across workers -------------------------------
 import shutil  # noqa: E402

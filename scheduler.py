@@ -19,6 +19,7 @@ from sqlalchemy import text
 from persistence.db import db
 from persistence.sweep import sweep
 from web import metrics
+from web.sweep_report import milliseconds, report_sweep
 
 JOB_ID = "stale-payment-sweep"
 ADVISORY_LOCK_KEY = 4_207_311_002
@@ -54,21 +55,19 @@ def run_sweep(app: Flask) -> None:
         try:
             with _only_one_sweeper() as ours:
                 if not ours:
-                    log.info("payments.sweep", skipped=True, reason="another process is sweeping")
+                    log.info("payments.sweep", skipped=True, reason="another process is sweeping", cancelled=0,
+                             duration_ms=milliseconds(time.perf_counter() - started))
                     return
                 result = sweep(now=app.config["CLOCK"](), timeout_minutes=app.config["PAYMENT_TIMEOUT_MINUTES"])
         except Exception:
             db.session.rollback()
             duration = time.perf_counter() - started
             metrics.record_sweep(0, duration, failed=True)
-            log.exception("payments.sweep", failed=True, duration_ms=round(duration * 1000, 2))
+            log.exception("payments.sweep", failed=True, cancelled=0, duration_ms=milliseconds(duration))
             return
         finally:
             db.session.remove()
-    metrics.record_sweep(len(result.cancelled), result.duration_s)
-    log.info("payments.sweep", cancelled=len(result.cancelled), carts=len(result.cart_ids),
-             batches=result.batches, longest_batch_ms=round(result.longest_batch_s * 1000, 2),
-             duration_ms=round(result.duration_s * 1000, 2))
+    report_sweep(result)
 
 
 @contextmanager

@@ -35,7 +35,7 @@ class StalePayment:
 
 @dataclass
 class SweepResult:
-    """What one sweep cancelled, oldest first, and how long it took."""
+    """What one sweep cancelled, newest first (as the seed's report lists them), and how long it took."""
 
     cancelled: list[StalePayment] = field(default_factory=list)
     batches: int = 0
@@ -59,11 +59,11 @@ def _stale(now: datetime, timeout_minutes: float, cart_id: str | None):
 
 
 def stale_open_payments(now: datetime, timeout_minutes: float, cart_id: str | None = None) -> list[StalePayment]:
-    """The open payments a sweep at `now` would cancel, oldest first; reads only (the dry run)."""
+    """The open payments a sweep at `now` would cancel, newest first; reads only (the dry run)."""
     rows = db.session.execute(
         select(Payment.transaction_id, Payment.cart_id, Payment.created_at)
         .where(_stale(now, timeout_minutes, cart_id), Payment.status.in_(_OPEN))
-        .order_by(Payment.created_at, Payment.transaction_id))
+        .order_by(Payment.created_at.desc(), Payment.transaction_id))
     return [StalePayment(r.transaction_id, r.cart_id, r.created_at) for r in rows]
 
 
@@ -104,6 +104,7 @@ def sweep(*, now: datetime, timeout_minutes: float, cart_id: str | None = None, 
             # A short batch: nothing stale is left that another sweeper is not already holding.
             if len(moved) < batch_size:
                 break
-    result.cancelled.sort(key=lambda p: (p.created_at, p.transaction_id))
+    result.cancelled.sort(key=lambda p: p.transaction_id)
+    result.cancelled.sort(key=lambda p: p.created_at, reverse=True)  # stable: newest first, then by id
     result.duration_s = time.perf_counter() - started
     return result

@@ -9,6 +9,7 @@ from sqlalchemy.engine import make_url
 
 from persistence.db import db
 from tests.clock import FakeClock
+from tests.skips import skip_or_fail
 from web import create_app
 from web.cli import init_db
 
@@ -20,9 +21,15 @@ def on_postgres() -> bool:
     return bool(TEST_DATABASE_URL)
 
 
-requires_postgres = pytest.mark.skipif(
-    not on_postgres(), reason="needs PostgreSQL: set TEST_DATABASE_URL=postgresql+psycopg://... (.ci/run does)"
-)
+POSTGRES_ONLY = "needs PostgreSQL: set TEST_DATABASE_URL=postgresql+psycopg://... (.ci/run does)"
+# Skipped without PostgreSQL, saying so; failed instead where REQUIRE_POSTGRES_TESTS is set (see tests/skips.py).
+requires_postgres = pytest.mark.postgres_only
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item):
+    if item.get_closest_marker("postgres_only") is not None and not on_postgres():
+        skip_or_fail(POSTGRES_ONLY)
 
 
 def _ensure_postgres_database(url: str) -> None:

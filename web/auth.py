@@ -3,6 +3,7 @@
 from flask import Blueprint, g, request
 
 from persistence.accounts import Caller, user_for_token
+from web import path_ids
 from web.errors import ApiError
 
 _UNAUTHORIZED = {"WWW-Authenticate": "Bearer"}
@@ -19,8 +20,9 @@ def _authenticate() -> None:
 
 
 def require_token(blueprint: Blueprint) -> Blueprint:
-    """Every endpoint of `blueprint` needs a valid bearer token."""
+    """Every endpoint of `blueprint` needs a valid bearer token, checked before anything about its path ids."""
     blueprint.before_request(_authenticate)
+    path_ids.check_after_earlier_hooks(blueprint)
     return blueprint
 
 

@@ -11,11 +11,10 @@ from persistence import deletion
 from persistence.db import db
 from persistence.models import Cart
 from persistence.sweep import stale_open_payments, sweep
-from web import metrics
+from web.config import MAX_MINUTES
+from web.sweep_report import report_sweep
 
 CLI_ACTOR = "cli:cleanup-old-pending-payments"
-# Past this, "now - minutes" leaves the range of a datetime; no payment is that old anyway.
-MAX_MINUTES = 52_560_000
 
 
 def positive_minutes(_ctx, _param, value: str | None) -> float | None:
@@ -50,7 +49,7 @@ def cleanup_old_pending_payments(minutes: float, dry_run: bool, echo=click.echo)
         return
     db.session.rollback()  # end the read before the sweep's own transactions
     result = sweep(now=now, timeout_minutes=minutes, actor=CLI_ACTOR)
-    metrics.record_sweep(len(result.cancelled), result.duration_s)
+    report_sweep(result)
     echo(f"Successfully cancelled {len(result.cancelled)} old pending payments affecting "
          f"{len(result.cart_ids)} carts")
     echo("")
@@ -71,7 +70,8 @@ def register(app: Flask) -> None:
     def cleanup_command(dry_run: bool, minutes: float | None):
         """Cancel open payments older than the timeout (or --minutes N)."""
         report = sys.stdout
-        # stdout carries the seed's report alone; the sweep's JSON log lines (payment.transition) go to stderr.
+        # stdout carries the seed's report alone; the sweep's JSON log lines (payment.transition, payments.sweep)
+        # go to stderr.
         with contextlib.redirect_stdout(sys.stderr):
             cleanup_old_pending_payments(minutes or current_app.config["PAYMENT_TIMEOUT_MINUTES"], dry_run,
                                          echo=lambda line: click.echo(line, file=report))

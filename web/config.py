@@ -8,6 +8,10 @@ from pathlib import Path
 
 DEV_GATEWAY_SECRET = "dev-gateway-secret"
 DEV_WEBHOOK_SECRET = "dev-webhook-secret"
+# The longest span in minutes (about 100 years) for PAYMENT_TIMEOUT_MINUTES, LOGIN_FAILURE_WINDOW_MINUTES
+# and the cleanup command's --minutes: far past it "now - minutes" or "created_at + timeout" leaves the
+# range of a datetime, and every request that computes one would be a 500. No payment is that old anyway.
+MAX_MINUTES = 52_560_000
 
 
 class ConfigError(ValueError):
@@ -25,6 +29,13 @@ def _positive_number(name: str, raw) -> float:
         raise ConfigError(f"{name} must be a positive number, not {raw!r}") from None
     if not value > 0 or value == float("inf"):
         raise ConfigError(f"{name} must be a positive number, not {raw!r}")
+    return value
+
+
+def _minutes(name: str, raw) -> float:
+    value = _positive_number(name, raw)
+    if value > MAX_MINUTES:
+        raise ConfigError(f"{name} must be at most {MAX_MINUTES} minutes (about 100 years), not {raw!r}")
     return value
 
 
@@ -71,7 +82,7 @@ def load(instance_path: str, overrides: Mapping | None = None, environ: Mapping 
         raise ConfigError("CLOCK must be a zero-argument callable returning an aware UTC datetime")
     settings = {
         "DATABASE_URL": url,
-        "PAYMENT_TIMEOUT_MINUTES": _positive_number("PAYMENT_TIMEOUT_MINUTES", raw("PAYMENT_TIMEOUT_MINUTES", 30)),
+        "PAYMENT_TIMEOUT_MINUTES": _minutes("PAYMENT_TIMEOUT_MINUTES", raw("PAYMENT_TIMEOUT_MINUTES", 30)),
         "SWEEP_INTERVAL_SECONDS": _positive_number("SWEEP_INTERVAL_SECONDS", raw("SWEEP_INTERVAL_SECONDS", 60)),
         "SCHEDULER_ENABLED": _flag("SCHEDULER_ENABLED", raw("SCHEDULER_ENABLED", "true")),
         "GATEWAY_SECRET": raw("GATEWAY_SECRET", DEV_GATEWAY_SECRET),
@@ -82,8 +93,8 @@ def load(instance_path: str, overrides: Mapping | None = None, environ: Mapping 
                                                       raw("LOGIN_MAX_FAILURES_PER_EMAIL", 5)),
         "LOGIN_MAX_FAILURES_PER_ADDRESS": _positive_int("LOGIN_MAX_FAILURES_PER_ADDRESS",
                                                         raw("LOGIN_MAX_FAILURES_PER_ADDRESS", 50)),
-        "LOGIN_FAILURE_WINDOW_MINUTES": _positive_number("LOGIN_FAILURE_WINDOW_MINUTES",
-                                                         raw("LOGIN_FAILURE_WINDOW_MINUTES", 15)),
+        "LOGIN_FAILURE_WINDOW_MINUTES": _minutes("LOGIN_FAILURE_WINDOW_MINUTES",
+                                                 raw("LOGIN_FAILURE_WINDOW_MINUTES", 15)),
         "CLOCK": clock,
         # Not an environment setting: tests pass a cheap method through the factory.
         "PASSWORD_HASH_METHOD": overrides.get("PASSWORD_HASH_METHOD", "scrypt"),

@@ -26,7 +26,7 @@ def _timeout() -> float:
 
 def _idempotency_key() -> str | None:
     key = request.headers.get("Idempotency-Key")
-    if key is not None and not _KEY.match(key):
+    if key is not None and not _KEY.fullmatch(key):
         raise ApiError(400, "Invalid request", "Idempotency-Key must be 1-255 visible ASCII characters.",
                        fields={"Idempotency-Key": "must be 1-255 visible ASCII characters"})
     return key

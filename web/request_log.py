@@ -12,13 +12,13 @@ from web import metrics
 log = structlog.get_logger()
 
 REQUEST_ID_HEADER = "X-Request-ID"
-_CALLER_ID = re.compile(r"^[A-Za-z0-9_-]{1,128}$")
+_CALLER_ID = re.compile(r"[A-Za-z0-9_-]{1,128}")  # fullmatch: `$` would also match before a final newline
 UNMATCHED = "<unmatched>"
 
 
 def request_id_from(header: str | None) -> str:
     """The caller's id if it is 1-128 letters, digits, '-' or '_'; else a new one."""
-    if header is not None and _CALLER_ID.match(header):
+    if header is not None and _CALLER_ID.fullmatch(header):
         return header
     return uuid.uuid4().hex
 

@@ -8,6 +8,7 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictInt, StrictStr
 
+# Matched with fullmatch (`$` alone would also match before a final newline); the patterns are the OpenAPI ones.
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 _TIME = re.compile(r"^\d{2}:\d{2}$")
 _PRICE = re.compile(r"^\d{1,10}(\.\d{1,2})?$")
@@ -26,7 +27,7 @@ def _bad_uuid():
 
 def _date(value: str) -> date:
     try:
-        if _DATE.match(value):
+        if _DATE.fullmatch(value):
             return date.fromisoformat(value)
     except ValueError:
         pass
@@ -35,7 +36,7 @@ def _date(value: str) -> date:
 
 def _time(value: str) -> time:
     try:
-        if _TIME.match(value):
+        if _TIME.fullmatch(value):
             return time.fromisoformat(value)
     except ValueError:
         pass
@@ -43,7 +44,7 @@ def _time(value: str) -> time:
 
 
 def _price(value: str) -> Decimal:
-    if not _PRICE.match(value):
+    if not _PRICE.fullmatch(value):
         raise ValueError("must be a decimal string with at most two places, such as \"500.00\"")
     try:
         return Decimal(value).quantize(Decimal("0.01"))

@@ -16,6 +16,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy.engine import make_url
 
+from tests.skips import skip_or_fail
+
 pytestmark = pytest.mark.e2e
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -32,7 +34,7 @@ def postgres_server_url() -> str | None:
 
 def needs_wrk() -> None:
     if shutil.which("wrk") is None:
-        pytest.skip("the benchmark harness drives the server with wrk: apt-get install wrk")
+        skip_or_fail("the benchmark harness drives the server with wrk: apt-get install wrk")
 
 
 def run(module: str, *args: str, server: str | None = None) -> str:
@@ -64,7 +66,7 @@ def test_make_bench_smoke_on_sqlite():
 def test_make_bench_smoke_on_postgresql():
     server = postgres_server_url()
     if server is None:
-        pytest.skip("the PostgreSQL benchmark needs TEST_DATABASE_URL=postgresql+psycopg://... (.ci/run sets it)")
+        skip_or_fail("the PostgreSQL benchmark needs TEST_DATABASE_URL=postgresql+psycopg://... (.ci/run sets it)")
     needs_wrk()
     output = run("bench.run", "--smoke", server=server)
     assert output.lstrip().startswith("PostgreSQL, gunicorn 2 sync workers")
@@ -82,7 +84,7 @@ def test_make_bench_smoke_on_postgresql():
 def test_sweep_benchmark_smoke():
     server = postgres_server_url()
     if server is None:
-        pytest.skip("the sweep benchmark needs TEST_DATABASE_URL=postgresql+psycopg://... (.ci/run sets it)")
+        skip_or_fail("the sweep benchmark needs TEST_DATABASE_URL=postgresql+psycopg://... (.ci/run sets it)")
     needs_wrk()
     output = run("bench.sweep", "--payments", "1200", "--seconds", "1", "--workers", "2", server=server)
     row = re.search(r"^\| 1,200 \| [\d.]+ \| [\d,]+ \| (\d+) \| [\d.]+ \| [\d.]+ \| \d+ \|", output, re.M)

@@ -2,7 +2,8 @@
 
 Needs TEST_DATABASE_URL=postgresql+psycopg://... (its server is used; the
 fixtures create and drop their own uniquely named databases). Every test here
-is skipped, saying why, when that is unset or the server does not answer.
+is skipped, saying why, when that is unset or the server does not answer
+(failed instead where REQUIRE_POSTGRES_TESTS is set, as in CI).
 """
 
 import os
@@ -11,21 +12,22 @@ import pytest
 from sqlalchemy.engine import make_url
 
 from tests.e2e.service import PostgresServer, live_service
+from tests.skips import skip_or_fail
 
 
 @pytest.fixture(scope="session")
 def postgres_server():
     url = os.environ.get("TEST_DATABASE_URL")
     if not url:
-        pytest.skip("e2e tests need PostgreSQL: set TEST_DATABASE_URL=postgresql+psycopg://user@127.0.0.1:5432/db")
+        skip_or_fail("e2e tests need PostgreSQL: set TEST_DATABASE_URL=postgresql+psycopg://user@127.0.0.1:5432/db")
     if not url.startswith("postgresql"):
-        pytest.skip(f"e2e tests need PostgreSQL; TEST_DATABASE_URL is {make_url(url).get_backend_name()}")
+        skip_or_fail(f"e2e tests need PostgreSQL; TEST_DATABASE_URL is {make_url(url).get_backend_name()}")
     server = PostgresServer(make_url(url))
     why = server.reachable()
     if why is not None:
         server.dispose()
-        pytest.skip(f"e2e tests need PostgreSQL, and {make_url(url).host}:{make_url(url).port} is not reachable: "
-                    f"{why}")
+        skip_or_fail(f"e2e tests need PostgreSQL, and {make_url(url).host}:{make_url(url).port} is not reachable: "
+                     f"{why}")
     yield server
     server.dispose()
 

@@ -78,7 +78,7 @@ class Gunicorn:
 
     def start(self) -> None:
         self._log = open(self.log_path, "ab")
-        self.proc = subprocess.Popen([str(GUNICORN), "--no-control-socket", "web:create_app()"], cwd=ROOT,
+        self.proc = subprocess.Popen([str(GUNICORN), "web:create_app()"], cwd=ROOT,
                                      env=self.env, stdout=self._log, stderr=subprocess.STDOUT,
                                      start_new_session=True)
         deadline = time.monotonic() + START_TIMEOUT_SECONDS

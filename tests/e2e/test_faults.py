@@ -8,15 +8,20 @@ from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
+from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
 from tests.e2e.helpers import Answer, consistency_errors, rows
 from tests.e2e.private_postgres import PrivatePostgres, PrivatePostgresUnavailable
 from tests.e2e.service import PostgresServer, live_service
+from tests.skips import skip_or_fail
 
 pytestmark = pytest.mark.e2e
 
 WAIT_SECONDS = 60
+KILLS = 2            # workers killed inside a capture's write transaction
+KILL_ATTEMPTS = 8    # batches tried to catch them (a few seconds each); one batch usually catches one
+BATCH = 30           # confirms per batch
 
 
 def wait_until(condition, what: str, timeout: float = WAIT_SECONDS, every: float = 0.05) -> None:
@@ -32,57 +37,68 @@ def all_payments_succeeded_with_bookings(engine, count: int) -> None:
     assert rows(engine, "SELECT count(*) FROM bookings")[0][0] == count
 
 
-def worker_inside_a_write_transaction(live, timeout: float = 10) -> int | None:
-    """A worker whose database connection is inside a transaction that has written, if one is seen in time."""
+def worker_inside_a_write_transaction(live, until) -> int | None:
+    """A worker whose database connection is in a transaction that has written, if one is seen before `until()`.
+
+    A capture writes in one short statement, so the poll is kept tight: one query, matched against
+    each worker's database ports, which are read again only when a writing port is not yet known.
+    """
     database_port = make_url(live.database_url).port or 5432
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        writing = {r.client_port for r in rows(
-            live.engine, "SELECT client_port FROM pg_stat_activity WHERE datname = current_database() "
-                         "AND backend_xid IS NOT NULL AND pid <> pg_backend_pid()")}
-        for pid in live.server.worker_pids():
-            if writing & live.server.database_client_ports(pid, database_port):
-                return pid
+    ports_of: dict[int, set[int]] = {}
+    deadline = time.monotonic() + WAIT_SECONDS
+    # One connection for the whole poll, in autocommit: each query then sees a fresh pg_stat_activity.
+    with live.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        while not until() and time.monotonic() < deadline:
+            writing = set(conn.scalars(text(
+                "SELECT client_port FROM pg_stat_activity WHERE datname = current_database() "
+                "AND backend_xid IS NOT NULL AND pid <> pg_backend_pid()")))
+            if not writing:
+                continue
+            for attempt in range(2):
+                for pid, ports in ports_of.items():
+                    if writing & ports:
+                        return pid
+                if attempt == 0:  # a worker or a connection not mapped yet
+                    ports_of = {pid: live.server.database_client_ports(pid, database_port)
+                                for pid in live.server.worker_pids()}
     return None
 
 
 def test_a_worker_killed_in_the_middle_of_confirms_leaves_no_capture_half_written(fresh_live):
     live, api = fresh_live, fresh_live.api
     user = api.register()
-    payments = [api.make_payment(user, api.make_cart(user)) for _ in range(60)]
-    answered = []
-    lock = threading.Lock()
+    confirmed: list[tuple[dict, Answer]] = []
+    killed: list[int] = []
+    # Eight clients keep all three sync workers busy. In each batch the victim is a worker seen, the
+    # instant before the kill, inside a capture transaction that has written but not committed; a batch
+    # that ends before one is seen is followed by a fresh one, a bounded number of times.
+    for _ in range(KILL_ATTEMPTS):
+        payments = [api.make_payment(user, api.make_cart(user)) for _ in range(BATCH)]
+        live.server.wait_for_workers(3)
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            futures = [pool.submit(api.confirm, user, p) for p in payments]
+            victim = worker_inside_a_write_transaction(live, until=lambda: all(f.done() for f in futures))
+            if victim is not None:
+                os.kill(victim, signal.SIGKILL)
+                killed.append(victim)
+            confirmed += zip(payments, [f.result(timeout=120) for f in futures])
+        if len(killed) == KILLS:
+            break
 
-    def confirm(payment) -> Answer:
-        answer = api.confirm(user, payment)
-        with lock:
-            answered.append(answer)
-        return answer
-
-    killed, mid_transaction = [], 0
-    # Eight clients keep all three sync workers busy, so a killed worker dies inside a request; the
-    # victim is, when one is seen in time, a worker whose capture transaction has written but not committed.
-    with ThreadPoolExecutor(max_workers=8) as pool:
-        futures = [pool.submit(confirm, p) for p in payments]
-        for after in (10, 30):
-            wait_until(lambda: len(answered) >= after, f"{after} confirms to be answered")
-            live.server.wait_for_workers(3)
-            victim = worker_inside_a_write_transaction(live)
-            mid_transaction += victim is not None
-            victim = victim or live.server.worker_pids()[0]
-            os.kill(victim, signal.SIGKILL)
-            killed.append(victim)
-        answers = [f.result(timeout=120) for f in futures]
-
+    assert len(killed) == KILLS, f"a worker was caught inside a write transaction {len(killed)} times in " \
+                                 f"{KILL_ATTEMPTS} batches of {BATCH} confirms, wanted {KILLS}"
+    answers = [answer for _, answer in confirmed]
     assert {a.status for a in answers} <= {200, None}, [a for a in answers if a.status not in (200, None)]
+    cut_off = [a for a in answers if a.status is None]
+    assert len(cut_off) >= 1, "every confirm was answered: no request was cut off by a kill"
     wait_until(lambda: len(set(live.server.worker_pids()) - set(killed)) >= 3, "gunicorn to replace the workers")
     # Right after the kills, before anyone retries: each capture happened whole or not at all.
     assert consistency_errors(live.engine) == []
 
     # A confirm that got no answer is simply retried: replayed if it had committed, captured if not.
-    retried = [api.confirm(user, p) for p, a in zip(payments, answers) if a.status != 200]
+    retried = [api.confirm(user, p) for p, a in confirmed if a.status != 200]
     assert [a.status for a in retried] == [200] * len(retried), retried
-    all_payments_succeeded_with_bookings(live.engine, len(payments))
+    all_payments_succeeded_with_bookings(live.engine, len(confirmed))
     assert consistency_errors(live.engine) == []
     assert live.server.unhandled_errors() == []
 
@@ -98,7 +114,7 @@ def private_postgres():
     except PrivatePostgresUnavailable as exc:
         if pg is not None:
             pg.close()
-        pytest.skip(f"cannot set up a private PostgreSQL server to restart: {exc}")
+        skip_or_fail(f"cannot set up a private PostgreSQL server to restart: {exc}")
     try:
         yield pg
     finally:

@@ -1,9 +1,10 @@
 """Registration, tokens and the bearer check (SPEC §2 Auth, §3 Auth)."""
 
 import hashlib
+import re
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import event, select
 
 from persistence.db import db
 from persistence.models import ApiToken, User
@@ -173,6 +174,9 @@ ID = "00000000-0000-0000-0000-000000000000"
     ("GET", f"/api/payments/{TXN}/history/"),
     ("POST", f"/api/payments/{TXN}/confirm/"),
     ("POST", f"/api/payments/{TXN}/cancel/"),
+    ("GET", f"/api/cart/carts/{ID}/deletion_status/"),
+    ("DELETE", f"/api/cart/carts/{ID}/"),
+    ("POST", f"/api/cart/carts/{ID}/cleanup_old_payments/"),
     ("GET", "/api/bookings/"),
     ("GET", f"/api/bookings/{ID}/"),
     ("POST", "/api/services/"),
@@ -181,6 +185,56 @@ def test_every_customer_endpoint_needs_a_bearer_token(app, client, method, path)
     response = client.open(path, method=method, json={})
 
     assert_json_error(response, 401)
+
+
+RESOURCE_TABLES = re.compile(r"\b(carts|cart_items|payments|bookings|transitions)\b")
+# Every route with an id in its path, the id malformed (not a UUID, not TXN + 12 upper-case letters/digits).
+MALFORMED_ID_PATHS = [
+    ("GET", "/api/cart/carts/bad/"),
+    ("PATCH", "/api/cart/carts/bad/"),
+    ("DELETE", "/api/cart/carts/bad/"),
+    ("GET", "/api/cart/carts/bad/history/"),
+    ("POST", "/api/cart/carts/bad/items/"),
+    ("DELETE", f"/api/cart/carts/{ID}/items/bad/"),
+    ("GET", "/api/cart/carts/bad/deletion_status/"),
+    ("POST", "/api/cart/carts/bad/cleanup_old_payments/"),
+    ("GET", "/api/payments/BAD/"),
+    ("GET", "/api/payments/BAD/history/"),
+    ("POST", "/api/payments/BAD/confirm/"),
+    ("POST", "/api/payments/BAD/cancel/"),
+    ("GET", "/api/bookings/bad/"),
+    ("GET", f"/api/bookings/{ID}%0A/"),  # a well-formed id and a newline: `$` alone would let it through
+    ("GET", f"/api/payments/{TXN}%0A/"),
+]
+
+
+@pytest.mark.parametrize(("method", "path"), MALFORMED_ID_PATHS)
+def test_without_a_token_a_malformed_path_id_is_401_not_404(app, client, method, path):
+    response = client.open(path, method=method, json={})
+
+    assert_json_error(response, 401)
+    assert response.headers["WWW-Authenticate"] == "Bearer"
+
+
+@pytest.mark.parametrize(("method", "path"), MALFORMED_ID_PATHS)
+def test_with_a_valid_token_a_malformed_path_id_is_404_before_any_query(app, client, method, path):
+    user = register(client)
+    statements = []
+
+    def record(_conn, _cursor, statement, *_args):
+        statements.append(statement)
+
+    with app.app_context():
+        engine = db.engine
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        response = client.open(path, method=method, headers=user["headers"], json={})
+    finally:
+        event.remove(engine, "before_cursor_execute", record)
+
+    assert_json_error(response, 404)
+    # the token may have been looked up; nothing asked the database about the malformed id
+    assert [s for s in statements if RESOURCE_TABLES.search(s)] == []
 
 
 @pytest.mark.parametrize(("method", "path", "status"), [

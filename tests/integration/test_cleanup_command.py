@@ -18,7 +18,10 @@ def _invoke(runner, *args):
 
 @pytest.fixture
 def three_stale_in_two_carts(app, client, clock):
-    """Cart A: payments 45 and 35 minutes old; cart B: one 120 minutes old and one fresh (10 minutes)."""
+    """Cart A: payments 45 and 35 minutes old; cart B: one 120 minutes old and one fresh (10 minutes).
+
+    The report lists them newest first, as the seed does (35, 45, 120 minutes).
+    """
     user = register(client)
     cart_a = make_cart(app, client, user)
     cart_b = make_cart(app, client, user)
@@ -44,14 +47,14 @@ def test_the_command_prints_the_seed_format_and_cancels_the_old_payments(app, ru
     assert result.stdout.splitlines() == [
         "Cleaning up pending payments older than 30 minutes...",
         "Found 3 old pending payments",
-        f"  Payment {s['oldest']}: 120 minutes old, Cart: {s['b']}",
-        f"  Payment {s['a_old']}: 45 minutes old, Cart: {s['a']}",
         f"  Payment {s['a_newer']}: 35 minutes old, Cart: {s['a']}",
+        f"  Payment {s['a_old']}: 45 minutes old, Cart: {s['a']}",
+        f"  Payment {s['oldest']}: 120 minutes old, Cart: {s['b']}",
         "Successfully cancelled 3 old pending payments affecting 2 carts",
         "",
         "Affected carts:",
-        f"  Cart {s['b']}: Can delete: False",
         f"  Cart {s['a']}: Can delete: True",
+        f"  Cart {s['b']}: Can delete: False",
         "",
         "Cleanup completed!",
     ]
@@ -74,6 +77,27 @@ def test_the_transition_log_lines_go_to_stderr_not_into_the_report(app, runner, 
     assert {(e["trigger"], e["actor"]) for e in timeouts} == {("timeout", CLI_ACTOR)}
 
 
+def _logged_events(output: str, name: str) -> list[dict]:
+    return [e for e in (json.loads(line) for line in output.splitlines() if line.startswith("{")) if e["event"] == name]
+
+
+def test_a_run_logs_one_sweep_event_with_its_counts_to_stderr(app, runner, three_stale_in_two_carts):
+    result = _invoke(runner)
+
+    assert result.exit_code == 0, result.output
+    [event] = _logged_events(result.stderr, "payments.sweep")
+    assert (event["cancelled"], event["carts"], event["batches"], event["level"]) == (3, 2, 1, "info")
+    assert all(isinstance(event[name], float) and event[name] >= 0 for name in ("longest_batch_ms", "duration_ms"))
+    assert _logged_events(result.stdout, "payments.sweep") == []
+
+
+def test_a_dry_run_sweeps_nothing_and_logs_no_sweep_event(app, runner, three_stale_in_two_carts):
+    result = _invoke(runner, "--dry-run")
+
+    assert result.exit_code == 0, result.output
+    assert _logged_events(result.output, "payments.sweep") == []
+
+
 def test_the_dry_run_lists_the_same_payments_and_changes_nothing(app, runner, three_stale_in_two_carts):
     s = three_stale_in_two_carts
     before = snapshot(app)
@@ -84,9 +108,9 @@ def test_the_dry_run_lists_the_same_payments_and_changes_nothing(app, runner, th
     assert result.stdout.splitlines() == [
         "Cleaning up pending payments older than 30 minutes...",
         "Found 3 old pending payments",
-        f"  Payment {s['oldest']}: 120 minutes old, Cart: {s['b']}",
-        f"  Payment {s['a_old']}: 45 minutes old, Cart: {s['a']}",
         f"  Payment {s['a_newer']}: 35 minutes old, Cart: {s['a']}",
+        f"  Payment {s['a_old']}: 45 minutes old, Cart: {s['a']}",
+        f"  Payment {s['oldest']}: 120 minutes old, Cart: {s['b']}",
         "Dry run: would cancel 3 old pending payments affecting 2 carts",
     ]
     assert snapshot(app) == before

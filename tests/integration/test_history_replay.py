@@ -4,10 +4,11 @@ answer is the one a model of SPEC §1 predicts, and each entity's history replay
 import itertools
 import uuid
 
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from machines import CART_MACHINE, PAYMENT_MACHINE
+from persistence.sweep import sweep
 from tests.builders import confirm, future_date, make_service, register, send_webhook, start_payment
 
 OPEN = {"INITIATED", "PENDING"}
@@ -23,7 +24,10 @@ operations = st.lists(st.one_of(
     st.tuples(st.just("captured"), payment_index, st.sampled_from(PIDS), event_index),
     st.tuples(st.just("failed"), payment_index, event_index),
     st.just(("add_item",)),
-), min_size=1, max_size=12)
+    st.just(("age",)),      # the clock moves on by the timeout: every payment made so far is stale
+    st.just(("timeout",)),  # ... and the sweep then fires `timeout` on every stale open payment
+    st.just(("delete",)),   # the cart deletion endpoint: times out stale payments, then `delete` or a 409
+), min_size=1, max_size=14)
 
 _runs = itertools.count()
 
@@ -33,7 +37,7 @@ class Model:
 
     def __init__(self):
         self.cart = "ACTIVE"
-        self.payments: list[dict] = []  # {"txn", "order", "state", "pid"}
+        self.payments: list[dict] = []  # {"txn", "order", "state", "pid", "stale"}
         self.seen_events: set[str] = set()
 
     def capture(self, payment: dict, pid: str) -> str:
@@ -48,6 +52,14 @@ class Model:
         if payment["state"] == "SUCCESS" and payment["pid"] == pid:
             return "already_captured"
         return "refused"
+
+    def time_out_stale(self) -> set[str]:
+        """The open payments that are stale, moved to CANCELLED; their transaction ids."""
+        stale = {p["txn"] for p in self.payments if p["state"] in OPEN and p["stale"]}
+        for payment in self.payments:
+            if payment["txn"] in stale:
+                payment["state"] = "CANCELLED"
+        return stale
 
 
 def replayed(machine, history: list[dict]) -> str:
@@ -73,8 +85,13 @@ def check(response, status: int, reason: str | None = None):
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(ops=operations)
+# Always tried, whatever is drawn: the sweep's `timeout` and then a late capture; deletion timing out a
+# stale payment while a fresh one blocks it, then deleting; deleting a converted cart.
+@example(ops=[("pay",), ("pay",), ("timeout",), ("confirm", 0, "pay_a"), ("captured", 1, "pay_b", 0), ("delete",)])
+@example(ops=[("pay",), ("age",), ("pay",), ("delete",), ("age",), ("delete",), ("pay",), ("delete",)])
+@example(ops=[("pay",), ("confirm", 0, "pay_a"), ("delete",), ("timeout",)])
 def test_any_sequence_of_operations_is_answered_as_the_spec_says_and_history_replays_to_the_state(
-        app, client, ops):
+        app, client, clock, ops):
     service_id = app.config.setdefault("_replay_service", make_service(app, client))["service_id"]
     user = register(client)
     h = user["headers"]
@@ -83,6 +100,7 @@ def test_any_sequence_of_operations_is_answered_as_the_spec_says_and_history_rep
     check(client.post(f"/api/cart/carts/{cart_id}/items/", headers=h, json={"service_id": service_id, "quantity": 1}),
           201)
     run = f"{next(_runs)}-{uuid.uuid4().hex[:8]}"
+    timeout = app.config["PAYMENT_TIMEOUT_MINUTES"]
     model = Model()
 
     for op in ops:
@@ -93,7 +111,7 @@ def test_any_sequence_of_operations_is_answered_as_the_spec_says_and_history_rep
             if model.cart == "ACTIVE":
                 check(response, 201)
                 model.payments.append({"txn": response.json["transaction_id"], "state": "PENDING", "pid": None,
-                                       "order": response.json["provider_order_id"]})
+                                       "order": response.json["provider_order_id"], "stale": False})
             else:
                 check(response, 409, "cart_not_active")
         elif kind == "add_item":
@@ -105,6 +123,31 @@ def test_any_sequence_of_operations_is_answered_as_the_spec_says_and_history_rep
                 check(response, 409, "cart_locked_by_payment")
             else:
                 check(response, 201)
+        elif kind in ("age", "timeout"):
+            clock.advance(minutes=timeout)
+            for made in model.payments:
+                made["stale"] = True
+            if kind == "timeout":
+                with app.app_context():  # the global sweep; earlier examples' carts may be in it too
+                    swept = sweep(now=clock(), timeout_minutes=timeout)
+                ours = {p["txn"] for p in model.payments}
+                assert {p.transaction_id for p in swept.cancelled} & ours == model.time_out_stale()
+        elif kind == "delete":
+            response = client.delete(f"/api/cart/carts/{cart_id}/", headers=h)
+            if model.cart == "CONVERTED":
+                check(response, 409, "cart_converted")
+                continue
+            if model.cart == "DELETED":
+                check(response, 409, "cart_not_active")
+                continue
+            timed_out = model.time_out_stale()
+            if any(p["state"] in OPEN for p in model.payments):
+                check(response, 409, "pending_payment_wait")
+            else:
+                check(response, 200)
+                model.cart = "DELETED"
+            cleanup = response.json["auto_cleanup"]
+            assert (cleanup or {}).get("payments_cancelled", 0) == len(timed_out), (op, response.json)
         elif payment is None:
             continue
         elif kind == "confirm":

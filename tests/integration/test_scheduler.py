@@ -6,12 +6,16 @@ from contextlib import contextmanager
 
 import click
 import structlog
+from prometheus_client import REGISTRY
+from sqlalchemy import text
 from structlog.testing import capture_logs as _capture_logs
 
 import scheduler as scheduler_module
+from persistence.db import db
 from persistence.sweep import SWEEP_ACTOR
 from scheduler import JOB_ID, run_sweep
 from tests.builders import make_payment, register
+from tests.conftest import requires_postgres
 from tests.integration.support import history_rows, payment_row, snapshot
 
 DEADLINE_SECONDS = 5.0
@@ -46,6 +50,11 @@ def scheduled_app(make_app, **config):
 
 def _sweep_events(captured):
     return [e for e in captured if e["event"] == "payments.sweep"]
+
+
+def _sample(name: str, **labels) -> float:
+    """A sample of this process's metrics (prometheus_client's default registry), 0 before its first count."""
+    return REGISTRY.get_sample_value(name, labels) or 0.0
 
 
 def _stale_payment(app, client, clock) -> dict:
@@ -115,6 +124,20 @@ def test_with_the_scheduler_disabled_there_is_none(make_app, app):
     assert plain.test_client().get("/healthz").json["scheduler"] == "disabled"
 
 
+def test_the_scheduler_is_stopped_at_interpreter_exit(make_app, app, monkeypatch):
+    at_exit = []
+    monkeypatch.setattr(scheduler_module.atexit, "register", lambda fn, *args: at_exit.append((fn, args)))
+
+    with scheduled_app(make_app) as scheduled:
+        scheduler = scheduled.extensions["scheduler"]
+        assert scheduler.running
+        for fn, args in at_exit:  # what the interpreter would run on its way out
+            fn(*args)
+
+        assert at_exit, "nothing was registered to run at exit"
+        assert not scheduler.running
+
+
 def test_a_cli_command_other_than_run_does_not_start_the_scheduler(make_app, app):
     with click.Context(click.Command("cleanup-old-pending-payments"), info_name="cleanup-old-pending-payments"):
         loaded = make_app(SCHEDULER_ENABLED=True, SWEEP_INTERVAL_SECONDS=0.2)
@@ -150,9 +173,23 @@ def test_one_run_sweeps_and_logs_one_event_with_counts(app, client, clock):
     assert payment_row(app, payment["transaction_id"]).status == "CANCELLED"
 
 
-def test_a_failing_run_is_logged_and_changes_nothing(app, client, clock, monkeypatch):
+def test_one_run_counts_itself_and_its_cancellations_in_the_metrics(app, client, clock):
+    user = register(client)
+    for _ in range(2):
+        make_payment(app, client, user)
+    clock.advance(minutes=30)
+    before = (_sample("payment_sweep_runs_total", outcome="ok"), _sample("payment_sweep_cancelled_total"))
+
+    run_sweep(app)
+
+    after = (_sample("payment_sweep_runs_total", outcome="ok"), _sample("payment_sweep_cancelled_total"))
+    assert (after[0] - before[0], after[1] - before[1]) == (1, 2)
+
+
+def test_a_failing_run_is_logged_and_counted_and_changes_nothing(app, client, clock, monkeypatch):
     _stale_payment(app, client, clock)
     before = snapshot(app)
+    failed_runs = _sample("payment_sweep_runs_total", outcome="failed")
 
     def broken_sweep(**_kwargs):
         raise RuntimeError("database went away")
@@ -164,4 +201,27 @@ def test_a_failing_run_is_logged_and_changes_nothing(app, client, clock, monkeyp
     [event] = _sweep_events(captured)
     assert event["failed"] is True
     assert event["log_level"] == "error"
+    assert event["cancelled"] == 0
+    assert isinstance(event["duration_ms"], float) and event["duration_ms"] >= 0
+    assert _sample("payment_sweep_runs_total", outcome="failed") - failed_runs == 1
     assert snapshot(app) == before
+
+
+@requires_postgres
+def test_a_run_skipped_while_another_process_sweeps_is_logged_with_counts_and_changes_nothing(app, client, clock):
+    payment = _stale_payment(app, client, clock)
+    with app.app_context():
+        other_process = db.engine.connect()
+    try:
+        other_process.execute(text("SELECT pg_advisory_lock(:key)"), {"key": scheduler_module.ADVISORY_LOCK_KEY})
+        with capture_logs() as captured:
+            run_sweep(app)
+    finally:
+        other_process.close()  # ending the session releases its advisory lock
+
+    [event] = _sweep_events(captured)
+    assert event["skipped"] is True
+    assert event["log_level"] == "info"
+    assert event["cancelled"] == 0
+    assert isinstance(event["duration_ms"], float) and event["duration_ms"] >= 0
+    assert payment_row(app, payment["transaction_id"]).status == "PENDING"

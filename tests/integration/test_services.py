@@ -63,6 +63,7 @@ def test_creating_a_service_without_a_token_is_401(app, client):
     ({"name": "X", "price": "abc", "duration_minutes": 30}, {"price"}),
     ({"name": "X", "price": "-1.00", "duration_minutes": 30}, {"price"}),
     ({"name": "X", "price": "1.005", "duration_minutes": 30}, {"price"}),
+    ({"name": "X", "price": "1.00\n", "duration_minutes": 30}, {"price"}),
     ({"name": "X", "price": "1.00", "duration_minutes": "30"}, {"duration_minutes"}),
     ({"name": "X", "price": "1.00", "duration_minutes": 1.5}, {"duration_minutes"}),
     ({"name": "X", "price": "1.00", "duration_minutes": True}, {"duration_minutes"}),

@@ -53,20 +53,22 @@ def test_a_sweep_with_an_exact_multiple_of_the_batch_size_ends_on_an_empty_batch
     assert (len(result.cancelled), result.batches) == (4, 3)
 
 
-def test_the_result_lists_the_cancelled_payments_oldest_first(app, client, clock):
+def test_the_dry_run_and_the_result_list_the_payments_newest_first_then_by_transaction_id(app, client, clock):
     user = register(client)
     cart = make_cart(app, client, user)
     older = make_payment(app, client, user, cart["cart_id"])
     clock.advance(minutes=3)
-    newer = make_payment(app, client, user, cart["cart_id"])
+    newer = sorted(_payments(app, client, user, cart["cart_id"], 3))  # made at the same instant
     clock.advance(hours=1)
+    expected = [*((txn, cart["cart_id"], START + timedelta(minutes=3)) for txn in newer),
+                (older["transaction_id"], cart["cart_id"], START)]
+    with app.app_context():
+        listed = stale_open_payments(clock(), 30)
 
     result = _run(app, batch_size=1)
 
-    assert [(p.transaction_id, p.cart_id, p.created_at) for p in result.cancelled] == [
-        (older["transaction_id"], cart["cart_id"], START),
-        (newer["transaction_id"], cart["cart_id"], START + timedelta(minutes=3)),
-    ]
+    assert [(p.transaction_id, p.cart_id, p.created_at) for p in listed] == expected
+    assert [(p.transaction_id, p.cart_id, p.created_at) for p in result.cancelled] == expected
 
 
 def test_the_default_actor_is_the_sweeper(app, client, clock):
