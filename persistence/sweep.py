@@ -15,15 +15,13 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import bindparam, select
 
-from machines import OPEN_PAYMENT_STATES
 from persistence.db import db
-from persistence.models import Payment
+from persistence.models import Payment, open_payments_only
 from persistence.types import UTCDateTime
 from persistence.writer import PAYMENT, published_on_the_side, transition_all
 
 BATCH_SIZE = 500
 SWEEP_ACTOR = "scheduler:stale-payment-sweep"
-_OPEN = [state.value for state in OPEN_PAYMENT_STATES]
 
 
 @dataclass(frozen=True)
@@ -41,11 +39,11 @@ class SweepResult:
     batches: int = 0
     # How long each batch held its row locks: from its statement to its commit.
     batch_holds_s: list[float] = field(default_factory=list)
+    duration_s: float = 0.0
 
     @property
     def longest_batch_s(self) -> float:
         return max(self.batch_holds_s, default=0.0)
-    duration_s: float = 0.0
 
     @property
     def cart_ids(self) -> list[str]:
@@ -62,7 +60,7 @@ def stale_open_payments(now: datetime, timeout_minutes: float, cart_id: str | No
     """The open payments a sweep at `now` would cancel, newest first; reads only (the dry run)."""
     rows = db.session.execute(
         select(Payment.transaction_id, Payment.cart_id, Payment.created_at)
-        .where(_stale(now, timeout_minutes, cart_id), Payment.status.in_(_OPEN))
+        .where(_stale(now, timeout_minutes, cart_id), open_payments_only())  # written out: the partial index applies
         .order_by(Payment.created_at.desc(), Payment.transaction_id))
     return [StalePayment(r.transaction_id, r.cart_id, r.created_at) for r in rows]
 
