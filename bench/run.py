@@ -157,10 +157,11 @@ def run_pgbench(db: Database, seeded, workdir: Path, clients: int, seconds: int)
     engine = create_engine(db.url)
     with engine.connect() as conn:  # each transaction must really have confirmed a payment
         confirmed = conn.scalar(text("SELECT count(*) FROM payments p JOIN bookings b USING (transaction_id) "
-                                     "WHERE p.transaction_id LIKE 'TXNB%' AND p.status = 'SUCCESS'"))
+                                     "WHERE left(p.provider_order_id, 10) = 'order_pgb_' AND p.status = 'SUCCESS'"))
+        started = conn.scalar(text("SELECT last_value FROM bench_seq"))
     engine.dispose()
-    return {"tps": float(match.group(1)), "transactions": int(processed.group(1)), "confirmed": confirmed,
-            "failed": int(failed.group(1)) if failed else 0}
+    return {"tps": float(match.group(1)), "transactions": int(processed.group(1)), "started": started,
+            "confirmed": confirmed, "failed": int(failed.group(1)) if failed else 0}
 
 
 def main(argv=None) -> int:
@@ -236,8 +237,8 @@ def print_report(args, rows, rss, pgbench) -> None:
     confirm8 = by.get(("confirm", 8))
     if pgbench:
         print(f"pgbench, same SQL as one confirm, 8 clients: {pgbench['tps']:.0f} tps "
-              f"({pgbench['transactions']} transactions, {pgbench['confirmed']} payments confirmed with their booking, "
-              f"{pgbench['failed']} failed)")
+              f"({pgbench['transactions']} transactions counted of {pgbench['started']} started, "
+              f"{pgbench['confirmed']} payments confirmed with their booking, {pgbench['failed']} failed)")
         if confirm8:
             print(f"confirm/pgbench at 8 connections: {confirm8['rps'] / pgbench['tps']:.1%}")
     if rss:
