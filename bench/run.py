@@ -210,7 +210,7 @@ def main(argv=None) -> int:
         server.stop()
         server = None
         tps = run_pgbench(db, seeded, workdir, 8, pgbench_seconds)
-        print_report(args, rows, rss, tps)
+        print_report(args, rows, rss, tps, cpu_check_ms())
         return 0
     finally:
         if server is not None:
@@ -219,10 +219,26 @@ def main(argv=None) -> int:
         shutil.rmtree(workdir, ignore_errors=True)
 
 
-def print_report(args, rows, rss, pgbench) -> None:
+def cpu_check_ms() -> float:
+    """How long a fixed pure-Python loop takes here now, best of three: this machine's speed at the time.
+
+    Virtual machines' speed drifts (seen here: the same loop 0.5 to 1.7 s); only numbers
+    taken at a similar value compare. Ratios within one run always do.
+    """
+    def loop():
+        started = time.perf_counter()
+        total = 0
+        for i in range(2_000_000):
+            total += i
+        return time.perf_counter() - started
+
+    return min(loop() for _ in range(3)) * 1000
+
+
+def print_report(args, rows, rss, pgbench, cpu_ms: float) -> None:
     database = "SQLite" if args.sqlite else "PostgreSQL"
     print(f"\n{database}, gunicorn {args.workers} sync workers, wrk {args.seconds:g} s per row, "
-          f"{os.cpu_count()} CPUs\n")
+          f"{os.cpu_count()} CPUs; CPU check {cpu_ms:.0f} ms (a fixed Python loop; lower is faster)\n")
     print(f"| endpoint | conns | req/s | p50 ms | p90 ms | p99 ms | errors |")
     print(f"|---|---:|---:|---:|---:|---:|---:|")
     for name, c, r in rows:

@@ -13,7 +13,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench.run import BIN, ROOT, SECRET, Database, Server, run_wrk
+from bench.run import BIN, ROOT, SECRET, Database, Server, cpu_check_ms, run_wrk
 from bench.seed import seed
 
 SWEEP_SCRIPT = """
@@ -78,6 +78,7 @@ def main(argv=None) -> int:
             if server is not None:
                 server.stop()
             db.drop()
+    print(f"\nCPU check {cpu_check_ms():.0f} ms (a fixed Python loop; lower is faster)")
     print("\n| stale payments | sweep s | payments/s | batches | locks held per batch, median ms | longest ms "
           "| batches over 50 ms | confirm p99 quiet ms | confirm p99 during sweep ms | ratio |")
     print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
