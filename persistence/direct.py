@@ -57,6 +57,21 @@ class _Compiled:
         return converted
 
 
+def _cursor_of(connection: Connection):
+    """One psycopg cursor per database connection, kept with it: making one per call costs ~30 µs.
+
+    `connection.info` lives exactly as long as the driver's connection (SQLAlchemy clears it when
+    a broken connection is replaced), so a kept cursor never outlives the connection it belongs to.
+    """
+    cursor = connection.info.get(_CURSOR)
+    if cursor is None or cursor.closed:
+        cursor = connection.info[_CURSOR] = connection.connection.driver_connection.cursor()
+    return cursor
+
+
+_CURSOR = "persistence.direct.cursor"
+
+
 class DirectStatement:
     """A Core statement that returns rows (SELECT, or DML with RETURNING), executed straight on the driver's cursor."""
 
@@ -77,10 +92,10 @@ class DirectStatement:
             params = {name: compiled.binds[name](value) if name in compiled.binds else value
                       for name, value in params.items()}
         try:
-            with connection.connection.driver_connection.cursor() as cursor:
-                cursor.execute(compiled.sql, params)
-                rows = cursor.fetchall()
-                return compiled.convert(cursor, rows) if rows else rows
+            cursor = _cursor_of(connection)
+            cursor.execute(compiled.sql, params)
+            rows = cursor.fetchall()
+            return compiled.convert(cursor, rows) if rows else rows
         except connection.dialect.loaded_dbapi.Error as exc:
             # Exactly what SQLAlchemy does when its own execution fails: its exception types
             # (IntegrityError, OperationalError, ...), and a lost connection invalidates the pool,
