@@ -433,6 +433,17 @@ def _publish(moved: list[Moved]) -> None:
     _notify(moved, "accepted")
 
 
+_YIELD_EVERY = 20
+
+
+def _publish_yielding(moved: list[Moved]) -> None:
+    # Let go of the GIL every few lines: the writer's thread, back from the database with a batch
+    # whose row locks it holds until commit, must not wait a 5 ms switch interval for the log.
+    for start in range(0, len(moved), _YIELD_EVERY):
+        _publish(moved[start:start + _YIELD_EVERY])
+        time.sleep(0)
+
+
 @contextmanager
 def published_on_the_side(session: Session):
     """While inside, `session`'s committed transitions are logged by a helper thread, in order.
@@ -444,7 +455,7 @@ def published_on_the_side(session: Session):
     context = contextvars.copy_context()  # the caller's log context (job, run_id) goes along
     pending = []
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="transition-log") as helper:
-        session.info["publish"] = lambda moved: pending.append(helper.submit(context.run, _publish, moved))
+        session.info["publish"] = lambda moved: pending.append(helper.submit(context.run, _publish_yielding, moved))
         try:
             yield
         finally:
