@@ -173,6 +173,31 @@ def test_one_run_sweeps_and_logs_one_event_with_counts(app, client, clock):
     assert payment_row(app, payment["transaction_id"]).status == "CANCELLED"
 
 
+def test_a_run_logs_every_cancellation_in_its_own_context_before_its_sweep_event(app, client, clock, monkeypatch):
+    # Small batches, so several batches' lines are written by the sweep's log thread while later batches run.
+    monkeypatch.setattr(scheduler_module, "sweep", _sweep_in_batches_of_two)
+    user = register(client)
+    txns = [make_payment(app, client, user)["transaction_id"] for _ in range(5)]
+    clock.advance(minutes=30)
+
+    with capture_logs() as captured:
+        run_sweep(app)
+
+    [sweep_event] = _sweep_events(captured)
+    transitions = [e for e in captured if e["event"] == "payment.transition"]
+    assert sweep_event["batches"] == 3 and captured[-1] is sweep_event  # every line is out before the run ends
+    assert sorted(e["transaction_id"] for e in transitions) == sorted(txns)
+    assert {(e["from"], e["to"], e["trigger"], e["actor"]) for e in transitions} == {
+        ("PENDING", "CANCELLED", "timeout", SWEEP_ACTOR)}
+    assert {e["run_id"] for e in transitions} == {sweep_event["run_id"]}  # the thread carries the run's context
+
+
+def _sweep_in_batches_of_two(**kwargs):
+    from persistence.sweep import sweep
+
+    return sweep(batch_size=2, **kwargs)
+
+
 def test_one_run_counts_itself_and_its_cancellations_in_the_metrics(app, client, clock):
     user = register(client)
     for _ in range(2):
