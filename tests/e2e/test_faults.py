@@ -19,9 +19,8 @@ from tests.skips import skip_or_fail
 pytestmark = pytest.mark.e2e
 
 WAIT_SECONDS = 60
-KILLS = 2            # workers killed inside a capture's write transaction
-KILL_ATTEMPTS = 8    # batches tried to catch them (a few seconds each); one batch usually catches one
-BATCH = 30           # confirms per batch
+KILLS = 2            # workers killed in the middle of a capture, one per round
+BATCH = 30           # confirms per round, eight at a time
 
 
 def wait_until(condition, what: str, timeout: float = WAIT_SECONDS, every: float = 0.05) -> None:
@@ -37,30 +36,19 @@ def all_payments_succeeded_with_bookings(engine, count: int) -> None:
     assert rows(engine, "SELECT count(*) FROM bookings")[0][0] == count
 
 
-def worker_inside_a_write_transaction(live, until) -> int | None:
-    """A worker whose database connection is in a transaction that has written, if one is seen before `until()`.
-
-    A capture writes in one short statement, so the poll is kept tight: one query, matched against
-    each worker's database ports, which are read again only when a writing port is not yet known.
-    """
+def worker_waiting_on_a_lock(live, until) -> int | None:
+    """The worker whose database connection is waiting for a row lock, if one is seen before `until()`."""
     database_port = make_url(live.database_url).port or 5432
-    ports_of: dict[int, set[int]] = {}
     deadline = time.monotonic() + WAIT_SECONDS
-    # One connection for the whole poll, in autocommit: each query then sees a fresh pg_stat_activity.
     with live.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
         while not until() and time.monotonic() < deadline:
-            writing = set(conn.scalars(text(
+            waiting = set(conn.scalars(text(
                 "SELECT client_port FROM pg_stat_activity WHERE datname = current_database() "
-                "AND backend_xid IS NOT NULL AND pid <> pg_backend_pid()")))
-            if not writing:
-                continue
-            for attempt in range(2):
-                for pid, ports in ports_of.items():
-                    if writing & ports:
-                        return pid
-                if attempt == 0:  # a worker or a connection not mapped yet
-                    ports_of = {pid: live.server.database_client_ports(pid, database_port)
-                                for pid in live.server.worker_pids()}
+                "AND wait_event_type = 'Lock' AND pid <> pg_backend_pid()")))
+            for pid in live.server.worker_pids() if waiting else ():
+                if waiting & live.server.database_client_ports(pid, database_port):
+                    return pid
+            time.sleep(0.01)
     return None
 
 
@@ -68,29 +56,31 @@ def test_a_worker_killed_in_the_middle_of_confirms_leaves_no_capture_half_writte
     live, api = fresh_live, fresh_live.api
     user = api.register()
     confirmed: list[tuple[dict, Answer]] = []
+    victims: list[tuple[dict, Answer]] = []
     killed: list[int] = []
-    # Eight clients keep all three sync workers busy. In each batch the victim is a worker seen, the
-    # instant before the kill, inside a capture transaction that has written but not committed; a batch
-    # that ends before one is seen is followed by a fresh one, a bounded number of times.
-    for _ in range(KILL_ATTEMPTS):
+    # Each round, eight clients keep all three sync workers busy confirming, and the test holds the row
+    # lock of one payment's cart: the worker confirming that payment is then certainly in the middle of
+    # its capture (its statement waits for the lock) when it is killed. The lock is let go only after.
+    for _ in range(KILLS):
         payments = [api.make_payment(user, api.make_cart(user)) for _ in range(BATCH)]
+        victim_payment = payments[BATCH // 2]
         live.server.wait_for_workers(3)
-        with ThreadPoolExecutor(max_workers=8) as pool:
+        with live.engine.connect() as holder, ThreadPoolExecutor(max_workers=8) as pool:
+            holder.execute(text("SELECT 1 FROM carts WHERE id = :id FOR UPDATE"), {"id": victim_payment["cart_id"]})
             futures = [pool.submit(api.confirm, user, p) for p in payments]
-            victim = worker_inside_a_write_transaction(live, until=lambda: all(f.done() for f in futures))
-            if victim is not None:
-                os.kill(victim, signal.SIGKILL)
-                killed.append(victim)
-            confirmed += zip(payments, [f.result(timeout=120) for f in futures])
-        if len(killed) == KILLS:
-            break
+            victim = worker_waiting_on_a_lock(live, until=lambda: all(f.done() for f in futures))
+            assert victim is not None, "no worker was seen waiting for the held cart lock"
+            os.kill(victim, signal.SIGKILL)
+            killed.append(victim)
+            holder.rollback()  # let go of the cart: whatever the orphaned statement does, it does whole
+            answers = [f.result(timeout=120) for f in futures]
+        confirmed += zip(payments, answers)
+        victims.append((victim_payment, answers[BATCH // 2]))
 
-    assert len(killed) == KILLS, f"a worker was caught inside a write transaction {len(killed)} times in " \
-                                 f"{KILL_ATTEMPTS} batches of {BATCH} confirms, wanted {KILLS}"
     answers = [answer for _, answer in confirmed]
     assert {a.status for a in answers} <= {200, None}, [a for a in answers if a.status not in (200, None)]
-    cut_off = [a for a in answers if a.status is None]
-    assert len(cut_off) >= 1, "every confirm was answered: no request was cut off by a kill"
+    # The killed workers' clients got no answer: the kill really fell in the middle of their confirm.
+    assert [answer.status for _, answer in victims] == [None] * KILLS, victims
     wait_until(lambda: len(set(live.server.worker_pids()) - set(killed)) >= 3, "gunicorn to replace the workers")
     # Right after the kills, before anyone retries: each capture happened whole or not at all.
     assert consistency_errors(live.engine) == []
