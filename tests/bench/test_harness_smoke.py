@@ -95,3 +95,4 @@ def test_machine_microbenchmark_smoke():
     output = run("bench.machines", "--confirms", "5")
     assert "machine.decide('succeed', PENDING)" in output
     assert re.search(r"machines' share of one confirm: [\d.]+%", output), output
+    assert "triggers decided per confirm: 2" in output, output  # convert and succeed; supersede needs no decision
