@@ -21,6 +21,11 @@ from persistence.types import UTCDateTime
 from persistence.writer import PAYMENT, published_on_the_side, transition_all
 
 BATCH_SIZE = 500
+# The global sweep sizes its batches by time, not by count: a batch holds its rows' locks until it
+# commits (a confirm of one of them waits that long), so each next batch is sized to take about this
+# long at the speed the last one ran: large batches on a fast, idle database, small ones under load.
+HOLD_TARGET_S = 0.035
+MIN_BATCH, MAX_BATCH = 50, 5000
 SWEEP_ACTOR = "scheduler:stale-payment-sweep"
 
 
@@ -65,12 +70,22 @@ def stale_open_payments(now: datetime, timeout_minutes: float, cart_id: str | No
     return [StalePayment(r.transaction_id, r.cart_id, r.created_at) for r in rows]
 
 
+def next_batch_size(size: int, moved: int, held_s: float) -> int:
+    """The size of the next batch, after one of `size` moved `moved` rows holding their locks `held_s`."""
+    if moved == 0 or held_s <= 0:
+        return size
+    fitting = round(HOLD_TARGET_S * moved / held_s)
+    return max(MIN_BATCH, min(MAX_BATCH, (size + fitting) // 2))  # half-way there: one slow batch is not a trend
+
+
 def sweep(*, now: datetime, timeout_minutes: float, cart_id: str | None = None, actor: str = SWEEP_ACTOR,
-          batch_size: int = BATCH_SIZE, commit_batches: bool = True) -> SweepResult:
-    """Fire `timeout` on every stale open payment (of one cart, if given), `batch_size` at a time.
+          batch_size: int | None = None, commit_batches: bool = True) -> SweepResult:
+    """Fire `timeout` on every stale open payment (of one cart, if given), in batches.
 
     `commit_batches` commits each batch on its own; without it everything stays
     in the caller's transaction (cart deletion sweeps under its cart row lock).
+    Batches committed on their own are sized by time (`next_batch_size`) unless
+    `batch_size` fixes them.
     """
     result = SweepResult()
     started = time.perf_counter()
@@ -80,6 +95,8 @@ def sweep(*, now: datetime, timeout_minutes: float, cart_id: str | None = None, 
     if cart_id is not None:
         where = where & (Payment.cart_id == bindparam("p_cart"))
         params["p_cart"] = cart_id
+    size = batch_size or BATCH_SIZE
+    by_time = batch_size is None and commit_batches
     # Committing batch after batch, log each batch's lines while the next batch runs.
     with published_on_the_side(db.session) if commit_batches else nullcontext():
         while True:
@@ -89,7 +106,7 @@ def sweep(*, now: datetime, timeout_minutes: float, cart_id: str | None = None, 
             # leave it open; the global sweep skips rows another sweeper holds.
             moved = transition_all(db.session, PAYMENT, "timeout", where, params=params,
                                    shape="stale" if cart_id is None else "stale of one cart", actor=actor, now=now,
-                                   limit=batch_size, skip_locked=cart_id is None,
+                                   limit=size, skip_locked=cart_id is None,
                                    also_return=("cart_id", "created_at"))
             result.cancelled.extend(StalePayment(m.entity_id, *m.also) for m in moved)
             if commit_batches:
@@ -100,8 +117,10 @@ def sweep(*, now: datetime, timeout_minutes: float, cart_id: str | None = None, 
             result.batches += 1
             result.batch_holds_s.append(held)
             # A short batch: nothing stale is left that another sweeper is not already holding.
-            if len(moved) < batch_size:
+            if len(moved) < size:
                 break
+            if by_time:
+                size = next_batch_size(size, len(moved), held)
     result.cancelled.sort(key=lambda p: p.transaction_id)
     result.cancelled.sort(key=lambda p: p.created_at, reverse=True)  # stable: newest first, then by id
     result.duration_s = time.perf_counter() - started

@@ -25,8 +25,8 @@ from datetime import datetime
 
 import structlog
 
-from sqlalchemy import ColumnElement, String, Table, bindparam, event, exists, insert, literal_column, select, true, \
-    union_all, update
+from sqlalchemy import ColumnElement, Integer, String, Table, bindparam, event, exists, insert, literal_column, select, \
+    true, union_all, update
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
@@ -342,7 +342,7 @@ def record_refusal(
         Moved(kind.name, entity_id, from_state, to_state, trigger, actor, now))
 
 
-# Built statements by (entity, trigger, shape, columns set, limit, skip_locked, dialect).
+# Built statements by (entity, trigger, shape, columns set, limited or not, skip_locked, dialect).
 # Building one costs ~80 µs and SQLAlchemy memoizes a statement's cache key,
 # so reusing the object takes that off every transition.
 _STATEMENTS: dict[tuple, tuple] = {}
@@ -352,16 +352,18 @@ def _compare_and_set(session, kind, trigger, to_state, where, *, actor, now, par
                      values=None, limit=None, skip_locked=False, also_return=()) -> list[Moved]:
     values = values or {}
     dialect = session.get_bind().dialect.name
-    key = (kind.name, trigger, shape, tuple(sorted(values)), limit, skip_locked, also_return, dialect)
+    key = (kind.name, trigger, shape, tuple(sorted(values)), limit is not None, skip_locked, also_return, dialect)
     statements = _STATEMENTS.get(key) if shape is not None else None
     if statements is None:
-        statements = _build(kind, trigger, to_state, where, sorted(values), limit, skip_locked, also_return,
-                            dialect)
+        statements = _build(kind, trigger, to_state, where, sorted(values), limit is not None, skip_locked,
+                            also_return, dialect)
         if shape is not None:
             if dialect != "sqlite":  # built once, so worth compiling once and running on the driver
                 statements = (DirectStatement(statements[0]),)
             _STATEMENTS[key] = statements
     bound = {**(params or {}), "p_now": now, "p_actor": actor, **{f"p_set_{name}": v for name, v in values.items()}}
+    if limit is not None:
+        bound["p_limit"] = limit
     if dialect == "sqlite":
         candidates, guarded_update = statements
         # SQLite's RETURNING cannot name a sub-select's columns. Its transaction
@@ -382,17 +384,19 @@ def _compare_and_set(session, kind, trigger, to_state, where, *, actor, now, par
     return moved
 
 
-def _build(kind, trigger, to_state, where, value_names, limit, skip_locked, also_return, dialect) -> tuple:
+def _build(kind, trigger, to_state, where, value_names, limited, skip_locked, also_return, dialect) -> tuple:
     table = kind.table
     id_col = table.c[kind.id_column]
     sources = [state.value for state in kind.machine.sources(trigger)]
     candidates = select(id_col.label("entity_id"), table.c.status.label("from_state"),
                         *[table.c[name] for name in also_return]).where(where, _in_states(table.c.status, sources))
-    if limit is not None:
+    if limited:
         # Waiting for locks, take them in one order. Skipping locked rows never waits, so it
         # takes whichever rows the (status, created_at) index yields first: ordering by id
         # would walk past every row already cancelled, batch after batch.
-        candidates = (candidates if skip_locked else candidates.order_by(id_col)).limit(limit)
+        # A bound LIMIT: one statement serves every batch size (the sweep sizes its batches by time).
+        candidates = (candidates if skip_locked else candidates.order_by(id_col)).limit(
+            bindparam("p_limit", type_=Integer()))
     assignments = {"status": _constant(to_state), "updated_at": bindparam("p_now", type_=UTCDateTime()),
                    **{name: bindparam(f"p_set_{name}", type_=table.c[name].type) for name in value_names}}
     if dialect == "sqlite":

@@ -236,3 +236,21 @@ def test_the_dry_run_query_lists_what_the_sweep_would_cancel_and_changes_nothing
         (stale["transaction_id"], cart["cart_id"], START)]
     assert snapshot(app) == before
     assert [p.transaction_id for p in _run(app).cancelled] == [stale["transaction_id"]]
+
+
+def test_batches_sized_by_time_still_cancel_every_stale_payment_once(app, client, clock, monkeypatch):
+    # Every batch "takes too long", so each next one is smaller: 4, 2 and 1 payments, then an empty batch.
+    monkeypatch.setattr("persistence.sweep.BATCH_SIZE", 4)
+    monkeypatch.setattr("persistence.sweep.MIN_BATCH", 1)
+    monkeypatch.setattr("persistence.sweep.HOLD_TARGET_S", 1e-9)
+    user = register(client)
+    cart = make_cart(app, client, user)
+    txns = _payments(app, client, user, cart["cart_id"], 7)
+    clock.advance(minutes=45)
+
+    result = _run(app)
+
+    assert sorted(p.transaction_id for p in result.cancelled) == sorted(txns)
+    assert result.batches == 4
+    for txn in txns:
+        assert [row[2] for row in history_rows(app, "payment", txn)] == ["submit", "timeout"]
