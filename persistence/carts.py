@@ -50,7 +50,7 @@ class CartView:
 _ITEMS_OF_CARTS = (
     select(CartItem.cart_id, CartItem.id, CartItem.service_id, Service.name, CartItem.quantity, CartItem.unit_price)
     .join(Service, Service.id == CartItem.service_id)
-    .where(CartItem.cart_id.in_(bindparam("p_cart_ids", expanding=True)))
+    .where(CartItem.cart_id.in_(bindparam("p_cart_ids", expanding=True)), CartItem.removed_at.is_(None))
     .order_by(CartItem.created_at, CartItem.id)
 )
 
@@ -132,7 +132,8 @@ def add_item(user_id: str, cart_id: str, service_id: str, quantity: int, *, now:
     service = db.session.get(Service, service_id)
     if service is None:
         raise InvalidFields({"service_id": "Unknown service."})
-    item = db.session.scalar(select(CartItem).where(CartItem.cart_id == cart_id, CartItem.service_id == service_id))
+    item = db.session.scalar(select(CartItem).where(CartItem.cart_id == cart_id, CartItem.service_id == service_id,
+                                                    CartItem.removed_at.is_(None)))
     if item is None:
         item = CartItem(id=str(uuid.uuid4()), cart_id=cart_id, service_id=service_id, quantity=0,
                         unit_price=service.price, created_at=now)
@@ -148,10 +149,11 @@ def add_item(user_id: str, cart_id: str, service_id: str, quantity: int, *, now:
 
 def remove_item(user_id: str, cart_id: str, item_id: str, *, now: datetime) -> CartView:
     cart = lock_editable_cart(user_id, cart_id)
-    item = db.session.scalar(select(CartItem).where(CartItem.id == item_id, CartItem.cart_id == cart_id))
+    item = db.session.scalar(select(CartItem).where(CartItem.id == item_id, CartItem.cart_id == cart_id,
+                                                    CartItem.removed_at.is_(None)))
     if item is None:
         raise NotFound("item")
-    db.session.delete(item)
+    item.removed_at = now  # kept as a record: rows are never hard-deleted
     cart.updated_at = now
     db.session.commit()
     return view(cart)
@@ -161,7 +163,7 @@ def cart_total(cart_id: str) -> tuple[int, Decimal]:
     """Number of items and the total of one cart, computed in the database."""
     count, total = db.session.execute(
         select(func.count(CartItem.id), func.coalesce(func.sum(CartItem.unit_price * CartItem.quantity), 0))
-        .where(CartItem.cart_id == cart_id)
+        .where(CartItem.cart_id == cart_id, CartItem.removed_at.is_(None))
     ).one()
     return count, Decimal(total).quantize(Decimal("0.01"))
 

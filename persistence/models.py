@@ -15,7 +15,6 @@ from sqlalchemy import (
     Numeric,
     String,
     Time,
-    UniqueConstraint,
     text,
 )
 from sqlalchemy.orm import Mapped, mapped_column
@@ -90,10 +89,17 @@ class Cart(db.Model):
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
+def live_items_only():
+    """The predicate of the partial unique (cart_id, service_id) index: removed lines are kept, not in it."""
+    return text("removed_at IS NULL")
+
+
 class CartItem(db.Model):
     __tablename__ = "cart_items"
     __table_args__ = (
-        UniqueConstraint("cart_id", "service_id"),
+        # One live line per service; a removed line stays as a record (rows are never hard-deleted).
+        Index("uq_cart_items_live_service", "cart_id", "service_id", unique=True,
+              postgresql_where=live_items_only(), sqlite_where=live_items_only()),
         CheckConstraint("quantity BETWEEN 1 AND 99", name="quantity_in_range"),
     )
 
@@ -104,6 +110,8 @@ class CartItem(db.Model):
     # Copied at add time: later price changes do not touch a filled cart.
     unit_price: Mapped[Decimal] = mapped_column(Money)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    # Set when the customer removes the line; a removed line is in no cart view, total or booking.
+    removed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
 class Payment(db.Model):

@@ -145,7 +145,7 @@ _OWNERS_PAYMENT_CART_ITEMS = DirectStatement(
     select(*PaymentRow.columns(), *CartRow.columns(), CartItem.id, CartItem.service_id, Service.name,
            CartItem.quantity, CartItem.unit_price)
     .join(Cart, Cart.id == Payment.cart_id)
-    .outerjoin(CartItem, CartItem.cart_id == Cart.id)
+    .outerjoin(CartItem, (CartItem.cart_id == Cart.id) & CartItem.removed_at.is_(None))
     .outerjoin(Service, Service.id == CartItem.service_id)
     .where(Payment.transaction_id == bindparam("p_txn"), Payment.user_id == bindparam("p_owner"))
     .order_by(CartItem.created_at, CartItem.id)

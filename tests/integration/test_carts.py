@@ -4,6 +4,8 @@ from datetime import UTC, datetime
 
 import pytest
 
+from persistence.db import db
+from persistence.models import CartItem
 from tests.builders import confirm, future_date, make_cart, make_payment, make_service, register, start_payment
 from tests.integration.support import (
     assert_json_error,
@@ -343,6 +345,63 @@ def test_removing_an_item_returns_the_cart_without_it(app, client):
     assert response.status_code == 200
     assert [i["item_id"] for i in response.json["items"]] == [kept["item_id"]]
     assert response.json["total"] == "100.00"
+
+
+def test_a_removed_item_is_kept_as_a_record_and_is_in_no_view_total_payment_or_booking(app, client, clock):
+    user = register(client)
+    cart = make_cart(app, client, user, items=2, price="100.00")
+    gone, kept = cart["items"]
+    clock.advance(minutes=1)
+
+    client.delete(f"/api/cart/carts/{cart['cart_id']}/items/{gone['item_id']}/", headers=user["headers"])
+
+    with app.app_context():
+        row = db.session.get(CartItem, gone["item_id"])  # rows are never hard-deleted (SPEC §1)
+        assert (row.quantity, row.removed_at) == (1, clock())
+    again = client.get(f"/api/cart/carts/{cart['cart_id']}/", headers=user["headers"]).json
+    assert ([i["item_id"] for i in again["items"]], again["total"]) == ([kept["item_id"]], "100.00")
+    payment = make_payment(app, client, user, cart["cart_id"])
+    assert payment["amount"] == "100.00"
+    booking = confirm(app, client, user, payment).json["booking"]
+    assert [i["item_id"] for i in booking["items"]] == [kept["item_id"]]
+    read_back = client.get(f"/api/bookings/{booking['booking_id']}/", headers=user["headers"]).json
+    assert ([i["item_id"] for i in read_back["items"]], read_back["total"]) == ([kept["item_id"]], "100.00")
+
+
+def test_a_removed_item_cannot_be_removed_again(app, client):
+    user = register(client)
+    cart = make_cart(app, client, user, items=2)
+    path = f"/api/cart/carts/{cart['cart_id']}/items/{cart['items'][0]['item_id']}/"
+    client.delete(path, headers=user["headers"])
+    before = snapshot(app)
+
+    assert_json_error(client.delete(path, headers=user["headers"]), 404)
+    assert snapshot(app) == before
+
+
+def test_a_service_removed_and_added_again_gets_a_new_line_at_todays_price(app, client):
+    user = register(client)
+    cart = make_cart(app, client, user, price="100.00")
+    first = cart["items"][0]
+    client.delete(f"/api/cart/carts/{cart['cart_id']}/items/{first['item_id']}/", headers=user["headers"])
+    set_service_price(app, first["service_id"], "120.00")
+
+    response = _add(client, user, cart["cart_id"], first["service_id"], quantity=2)
+
+    assert response.status_code == 201, response.json
+    (line,) = response.json["items"]
+    assert line["item_id"] != first["item_id"]
+    assert (line["quantity"], line["unit_price"], response.json["total"]) == (2, "120.00", "240.00")
+    with app.app_context():
+        assert db.session.get(CartItem, first["item_id"]).removed_at is not None
+
+
+def test_a_cart_whose_items_were_all_removed_is_empty_for_payment(app, client):
+    user = register(client)
+    cart = make_cart(app, client, user)
+    client.delete(f"/api/cart/carts/{cart['cart_id']}/items/{cart['items'][0]['item_id']}/", headers=user["headers"])
+
+    assert_json_error(start_payment(client, user, cart["cart_id"]), 409, reason="cart_empty")
 
 
 @pytest.mark.parametrize("item_id", ["00000000-0000-0000-0000-000000000000", "nope"])

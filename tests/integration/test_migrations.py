@@ -91,3 +91,29 @@ def test_the_payments_age_index_holds_open_payments_only_as_the_machine_defines_
     assert str(lean.OPEN_PAYMENTS) == str(open_payments_only())
     assert "WHERE" in definition and "INITIATED" in definition and "PENDING" in definition
     assert ("user_id",) not in indexed_columns
+
+
+def test_one_live_line_per_service_is_unique_among_live_items_only(app):
+    import importlib
+
+    from sqlalchemy import text
+
+    from persistence.models import live_items_only
+
+    kept = importlib.import_module("persistence.migrations.versions.0004_cart_items_kept_when_removed")
+    with app.app_context():
+        indexes = {i["name"]: i for i in inspect(db.engine).get_indexes("cart_items")}
+        unique_constraints = inspect(db.engine).get_unique_constraints("cart_items")
+        with db.engine.connect() as conn:
+            if db.engine.dialect.name == "postgresql":
+                definition = conn.scalar(text(
+                    "SELECT indexdef FROM pg_indexes WHERE indexname = 'uq_cart_items_live_service'"))
+            else:
+                definition = conn.scalar(text(
+                    "SELECT sql FROM sqlite_master WHERE name = 'uq_cart_items_live_service'"))
+
+    assert str(kept.LIVE_ITEMS) == str(live_items_only())
+    live = indexes["uq_cart_items_live_service"]
+    assert (live["column_names"], bool(live["unique"])) == (["cart_id", "service_id"], True)
+    assert "removed_at IS NULL" in definition
+    assert unique_constraints == []  # the old all-rows constraint would refuse a service added again
