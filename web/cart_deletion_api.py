@@ -12,6 +12,7 @@ from web.errors import ApiError
 from web.requests import parse
 from web.schemas import Empty
 from web.serializers import iso, money
+from web.sweep_report import report_cart_sweep
 
 bp = require_token(Blueprint("cart_deletion", __name__, url_prefix="/api/cart/carts"))
 
@@ -71,7 +72,9 @@ def delete_cart(cart_id: str):
     try:
         swept = deletion.delete(current_user().id, cart_id, now=moment, timeout_minutes=_timeout(), actor=actor())
     except deletion.DeletionBlocked as exc:
+        report_cart_sweep(exc.cleanup, cart_id)  # committed: the stale payments stay cancelled
         raise _blocked(exc, moment) from None
+    report_cart_sweep(swept, cart_id)
     return {"message": "Cart deleted successfully", "deleted_cart_id": cart_id,
             "auto_cleanup": auto_cleanup_json(swept, _timeout())}
 
@@ -82,6 +85,7 @@ def cleanup_old_payments(cart_id: str):
     parse(Empty)
     swept, status = deletion.cleanup(current_user().id, cart_id, now=now(), timeout_minutes=_timeout(),
                                      actor=actor())
+    report_cart_sweep(swept, cart_id)
     cancelled = len(swept.cancelled)
     message = (deletion.auto_cleanup_message(cancelled, _timeout()) if cancelled
                else f"No pending payments older than {deletion.minutes_label(_timeout())} minutes")

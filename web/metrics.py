@@ -68,6 +68,11 @@ def record_sweep(cancelled: int, duration_s: float, *, failed: bool = False) -> 
         SWEEP_LAST_SUCCESS.set(time.time())
 
 
+def record_cart_sweep(cancelled: int) -> None:
+    """Count what the sweep of one cart (a cart endpoint's) cancelled; it is not a run of the global sweep."""
+    SWEEP_CANCELLED.inc(cancelled)
+
+
 class OpenPaymentsCollector:
     """Open payments by state, how many are past the timeout, and the oldest's age: one query per scrape."""
 

@@ -22,3 +22,13 @@ def report_sweep(result: SweepResult) -> None:
     """Count one finished run and log its `payments.sweep` event."""
     metrics.record_sweep(len(result.cancelled), result.duration_s)
     log.info("payments.sweep", **sweep_fields(result))
+
+
+def report_cart_sweep(result: SweepResult, cart_id: str) -> None:
+    """Log the committed sweep of one cart (DELETE, cleanup_old_payments) and count what it cancelled.
+
+    Only its cancellations are counted: runs, duration and last success stay the
+    global sweep's, so a dead scheduler is not hidden by customers deleting carts.
+    """
+    metrics.record_cart_sweep(len(result.cancelled))
+    log.info("payments.sweep", cart_id=cart_id, **sweep_fields(result))
