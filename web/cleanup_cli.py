@@ -10,7 +10,7 @@ from flask import Flask, current_app
 from persistence import deletion
 from persistence.db import db
 from persistence.models import Cart
-from persistence.sweep import stale_open_payments, sweep
+from persistence.sweep import StalePayment, stale_open_payments, sweep
 from web.config import MAX_MINUTES
 from web.sweep_report import report_sweep
 
@@ -36,20 +36,19 @@ def cleanup_old_pending_payments(minutes: float, dry_run: bool, echo=click.echo)
     """List the open payments at least `minutes` old and (unless a dry run) cancel them."""
     clock, timeout = current_app.config["CLOCK"], current_app.config["PAYMENT_TIMEOUT_MINUTES"]
     now = clock()
-    label = deletion.minutes_label(minutes)
-    echo(f"Cleaning up pending payments older than {label} minutes...")
-    found = stale_open_payments(now, minutes)
-    echo(f"Found {len(found)} old pending payments")
-    for payment in found:
-        echo(f"  Payment {payment.transaction_id}: {(now - payment.created_at) // deletion.MINUTE} minutes old, "
-             f"Cart: {payment.cart_id}")
+    echo(f"Cleaning up pending payments older than {deletion.minutes_label(minutes)} minutes...")
     if dry_run:
+        found = stale_open_payments(now, minutes)
+        _list_found(found, now, echo)
         cart_ids = list(dict.fromkeys(p.cart_id for p in found))
         echo(f"Dry run: would cancel {len(found)} old pending payments affecting {len(cart_ids)} carts")
         return
-    db.session.rollback()  # end the read before the sweep's own transactions
+    # Swept first and listed from what this run cancelled: with every worker's scheduler sweeping too,
+    # a list read beforehand could name payments another process cancels, and "Found" and
+    # "Successfully cancelled" would disagree.
     result = sweep(now=now, timeout_minutes=minutes, actor=CLI_ACTOR)
     report_sweep(result)
+    _list_found(result.cancelled, now, echo)
     echo(f"Successfully cancelled {len(result.cancelled)} old pending payments affecting "
          f"{len(result.cart_ids)} carts")
     echo("")
@@ -60,6 +59,13 @@ def cleanup_old_pending_payments(minutes: float, dry_run: bool, echo=click.echo)
         echo(f"  Cart {cart_id}: Can delete: {info.can_delete}")
     echo("")
     echo("Cleanup completed!")
+
+
+def _list_found(payments: list[StalePayment], now, echo) -> None:
+    echo(f"Found {len(payments)} old pending payments")
+    for payment in payments:
+        echo(f"  Payment {payment.transaction_id}: {(now - payment.created_at) // deletion.MINUTE} minutes old, "
+             f"Cart: {payment.cart_id}")
 
 
 def register(app: Flask) -> None:

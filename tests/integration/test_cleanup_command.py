@@ -6,8 +6,11 @@ stdout carries the report alone; the JSON log lines of the transitions go to std
 import json
 
 import pytest
+from sqlalchemy import text
 
+from persistence.db import db
 from tests.builders import make_cart, make_payment, register
+from tests.conftest import requires_postgres
 from tests.integration.support import history_rows, payment_row, snapshot
 from web.cleanup_cli import CLI_ACTOR
 
@@ -258,3 +261,29 @@ def test_a_bad_minutes_value_is_refused_on_a_dry_run_too(app, runner, three_stal
 
     assert result.exit_code == 2
     assert "must be a positive number of minutes" in result.output
+
+
+@requires_postgres
+def test_the_report_lists_what_this_run_cancelled_when_another_process_holds_one_of_them(
+        app, runner, three_stale_in_two_carts):
+    # Another sweeper (or a confirm) holds one stale payment's row: this run skips it, and its report
+    # must not list as found what it did not cancel.
+    s = three_stale_in_two_carts
+    with app.app_context():
+        holder = db.engine.connect()
+    try:
+        holding = holder.begin()
+        holder.execute(text("SELECT 1 FROM payments WHERE transaction_id = :t FOR UPDATE"), {"t": s["a_old"]})
+        result = _invoke(runner)
+        holding.rollback()
+    finally:
+        holder.close()
+
+    assert result.exit_code == 0, result.output
+    assert result.stdout.splitlines()[1:5] == [
+        "Found 2 old pending payments",
+        f"  Payment {s['a_newer']}: 35 minutes old, Cart: {s['a']}",
+        f"  Payment {s['oldest']}: 120 minutes old, Cart: {s['b']}",
+        "Successfully cancelled 2 old pending payments affecting 2 carts",
+    ]
+    assert payment_row(app, s["a_old"]).status == "PENDING"
