@@ -23,7 +23,7 @@ init-db: venv
 run: init-db
 	$(BIN)/gunicorn 'web:create_app()'
 
-# The whole suite; set TEST_DATABASE_URL=postgresql+psycopg://... to run it on PostgreSQL too.
+# The whole suite on SQLite; with TEST_DATABASE_URL=postgresql+psycopg://... on PostgreSQL instead (.ci/run does both).
 test: venv
 	$(BIN)/python -m pytest
 

@@ -5,6 +5,7 @@ import os
 
 import pytest
 from sqlalchemy import create_engine, text
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.engine import make_url
 
 from persistence.db import db
@@ -44,7 +45,12 @@ def _ensure_postgres_database(url: str) -> None:
 @pytest.fixture(scope="session")
 def database_url(tmp_path_factory) -> str:
     if TEST_DATABASE_URL:
-        _ensure_postgres_database(TEST_DATABASE_URL)
+        try:
+            _ensure_postgres_database(TEST_DATABASE_URL)
+        except OperationalError as exc:  # one clear reason, not the same connection traceback for every test
+            target = make_url(TEST_DATABASE_URL)
+            skip_or_fail(f"TEST_DATABASE_URL names {target.host}:{target.port}, which is not reachable: "
+                         f"{str(exc.orig).strip().splitlines()[0] if exc.orig else exc}")
         url = TEST_DATABASE_URL
     else:
         url = f"sqlite:///{tmp_path_factory.mktemp('db') / 'test.db'}"

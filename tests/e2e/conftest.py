@@ -4,6 +4,11 @@ Needs TEST_DATABASE_URL=postgresql+psycopg://... (its server is used; the
 fixtures create and drop their own uniquely named databases). Every test here
 is skipped, saying why, when that is unset or the server does not answer
 (failed instead where REQUIRE_POSTGRES_TESTS is set, as in CI).
+
+Two live-server tests of operations, `test_metrics_multiprocess.py` and
+`test_openapi_fuzz.py`, run on the suite's own database instead (SQLite, or
+PostgreSQL with TEST_DATABASE_URL, skipped the same way when it is unreachable):
+a multi-worker server and the fuzzer must hold on both.
 """
 
 import os

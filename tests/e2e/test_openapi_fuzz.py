@@ -49,7 +49,7 @@ def test_a_schema_driven_fuzzer_finds_no_server_error_undocumented_status_or_bad
     if not SCHEMATHESIS.exists() and shutil.which("schemathesis") is None:
         skip_or_fail("schemathesis is not installed: .venv/bin/pip install -r requirements.txt")
     url = fresh_database(database_url, tmp_path)
-    with running_gunicorn(url, tmp_path, workers=2) as server:
+    with running_gunicorn(url, tmp_path, workers=3) as server:
         token = admin_token(url, server.base)
         command = [
             str(SCHEMATHESIS), "run", f"{server.base}/openapi.json",

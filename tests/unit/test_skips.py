@@ -34,3 +34,24 @@ def test_a_requirement_switched_off_still_skips(monkeypatch, value):
 
 def test_ci_requires_them():
     assert f"export {REQUIRE_ENV}=1" in CI_RUN.read_text().splitlines()
+
+
+def test_a_suite_pointed_at_an_unreachable_postgresql_skips_every_database_test_with_one_clear_reason(tmp_path):
+    import os
+    import socket
+    import subprocess
+    import sys
+
+    with socket.socket() as probe:  # a free loopback port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    env = {**os.environ, "TEST_DATABASE_URL": f"postgresql+psycopg://postgres@127.0.0.1:{port}/test"}
+    env.pop(REQUIRE_ENV, None)
+    root = Path(__file__).resolve().parents[2]
+
+    run = subprocess.run([sys.executable, "-m", "pytest", "-q", "-rs", "-p", "no:cacheprovider",
+                          "tests/integration/test_services.py::test_the_service_list_is_empty_before_any_service_exists"],
+                         cwd=root, env=env, capture_output=True, text=True, timeout=120)
+
+    assert "1 skipped" in run.stdout, run.stdout + run.stderr
+    assert f"TEST_DATABASE_URL names 127.0.0.1:{port}, which is not reachable" in run.stdout
