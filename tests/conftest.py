@@ -10,6 +10,7 @@ from sqlalchemy.engine import make_url
 
 from persistence.db import db
 from tests.clock import FakeClock
+from tests.documented_client import DocumentedClient
 from tests.skips import skip_or_fail
 from web import create_app
 from web.cli import init_db
@@ -86,6 +87,7 @@ def make_app(database_url, clock):
                   "PASSWORD_HASH_METHOD": FAST_HASH, "LOG_FORMAT": "json", **overrides}
         app = create_app(config)
         app.config["TESTING"] = True
+        app.test_client_class = DocumentedClient
         apps.append(app)
         return app
 

@@ -36,6 +36,10 @@ def test_ci_requires_them():
     assert f"export {REQUIRE_ENV}=1" in CI_RUN.read_text().splitlines()
 
 
+def test_ci_runs_the_suite_on_sqlite_too_without_the_requirement():
+    assert f"env -u TEST_DATABASE_URL -u {REQUIRE_ENV} make test" in CI_RUN.read_text().splitlines()
+
+
 def test_a_suite_pointed_at_an_unreachable_postgresql_skips_every_database_test_with_one_clear_reason(tmp_path):
     import os
     import socket

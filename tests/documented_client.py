@@ -1,0 +1,54 @@
+"""A test client that holds every answer of the suite to the served OpenAPI document.
+
+The document's response schemas come from `web/openapi_models.py`, the answers
+from `web/serializers.py`; with this client every answer of every test (not a
+sample) must have a documented status and match its schema, so the two cannot
+drift apart unnoticed.
+"""
+
+import re
+from functools import cache
+
+import jsonschema_rs
+from flask.testing import FlaskClient
+from werkzeug.exceptions import MethodNotAllowed, NotFound
+from werkzeug.routing import RequestRedirect
+
+from web.openapi import build_document
+
+RULE_ARGUMENT = re.compile(r"<(?:[^:>]+:)?([^>]+)>")
+
+
+@cache
+def _document() -> dict:
+    return build_document()
+
+
+@cache
+def _validator(path: str, method: str, status: str):
+    answer = _document()["paths"][path][method]["responses"][status]
+    schema = answer["content"]["application/json"]["schema"]
+    return jsonschema_rs.validator_for({**schema, "components": _document()["components"]})
+
+
+class DocumentedClient(FlaskClient):
+    def open(self, *args, **kwargs):
+        response = super().open(*args, **kwargs)
+        request = response.request
+        try:
+            rule, _ = self.application.url_map.bind("localhost").match(request.path, request.method,
+                                                                        return_rule=True)
+        except (NotFound, MethodNotAllowed, RequestRedirect):
+            return response  # no operation to hold it to (unknown paths are answered by the error envelope)
+        path, method = RULE_ARGUMENT.sub(r"{\1}", rule.rule), request.method.lower()
+        operation = _document()["paths"].get(path, {}).get(method)
+        if operation is None or method == "head":
+            return response  # not an API operation (a test's own route, HEAD)
+        status = str(response.status_code)
+        if status == "500":  # a bug, or a fault a test injected: undocumented on purpose, still the envelope
+            assert response.mimetype == "application/json" and {"error", "detail"} <= set(response.get_json())
+            return response
+        assert status in operation["responses"], f"{method.upper()} {path} answered undocumented {status}"
+        if response.mimetype == "application/json":
+            _validator(path, method, status).validate(response.get_json())
+        return response
