@@ -69,51 +69,44 @@ def test_the_comparison_would_notice_a_model_the_migrations_lack(app):
     assert [(d[0], d[2], d[3].name) for d in diff] == [("add_column", "carts", "loyalty_points")]
 
 
-def test_the_payments_age_index_holds_open_payments_only_as_the_machine_defines_them(app):
+def _migration(name: str):
     import importlib
 
+    return importlib.import_module(f"persistence.migrations.versions.{name}")
+
+
+def _index_definition(name: str) -> str:
+    """The CREATE INDEX statement the database holds for index `name`."""
     from sqlalchemy import text
 
+    query = ("SELECT indexdef FROM pg_indexes WHERE indexname = :n" if db.engine.dialect.name == "postgresql"
+             else "SELECT sql FROM sqlite_master WHERE name = :n")
+    with db.engine.connect() as conn:
+        return conn.scalar(text(query), {"n": name})
+
+
+def test_the_payments_age_index_holds_open_payments_only_as_the_machine_defines_them(app):
     from persistence.models import open_payments_only
 
-    lean = importlib.import_module("persistence.migrations.versions.0003_lean_payment_indexes")
     with app.app_context():
         indexed_columns = {tuple(i["column_names"]) for i in inspect(db.engine).get_indexes("payments")}
-        with db.engine.connect() as conn:
-            if db.engine.dialect.name == "postgresql":
-                definition = conn.scalar(text(
-                    "SELECT indexdef FROM pg_indexes WHERE indexname = 'ix_payments_status_created_at'"))
-            else:
-                definition = conn.scalar(text(
-                    "SELECT sql FROM sqlite_master WHERE name = 'ix_payments_status_created_at'"))
+        definition = _index_definition("ix_payments_status_created_at")
 
     # The migration wrote the predicate out; it must still say what the machine calls open.
-    assert str(lean.OPEN_PAYMENTS) == str(open_payments_only())
+    assert str(_migration("0003_lean_payment_indexes").OPEN_PAYMENTS) == str(open_payments_only())
     assert "WHERE" in definition and "INITIATED" in definition and "PENDING" in definition
     assert ("user_id",) not in indexed_columns
 
 
 def test_one_live_line_per_service_is_unique_among_live_items_only(app):
-    import importlib
-
-    from sqlalchemy import text
-
     from persistence.models import live_items_only
 
-    kept = importlib.import_module("persistence.migrations.versions.0004_cart_items_kept_when_removed")
     with app.app_context():
-        indexes = {i["name"]: i for i in inspect(db.engine).get_indexes("cart_items")}
+        live = {i["name"]: i for i in inspect(db.engine).get_indexes("cart_items")}["uq_cart_items_live_service"]
         unique_constraints = inspect(db.engine).get_unique_constraints("cart_items")
-        with db.engine.connect() as conn:
-            if db.engine.dialect.name == "postgresql":
-                definition = conn.scalar(text(
-                    "SELECT indexdef FROM pg_indexes WHERE indexname = 'uq_cart_items_live_service'"))
-            else:
-                definition = conn.scalar(text(
-                    "SELECT sql FROM sqlite_master WHERE name = 'uq_cart_items_live_service'"))
+        definition = _index_definition("uq_cart_items_live_service")
 
-    assert str(kept.LIVE_ITEMS) == str(live_items_only())
-    live = indexes["uq_cart_items_live_service"]
+    assert str(_migration("0004_cart_items_kept_when_removed").LIVE_ITEMS) == str(live_items_only())
     assert (live["column_names"], bool(live["unique"])) == (["cart_id", "service_id"], True)
     assert "removed_at IS NULL" in definition
     assert unique_constraints == []  # the old all-rows constraint would refuse a service added again
