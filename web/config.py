@@ -12,6 +12,8 @@ DEV_WEBHOOK_SECRET = "dev-webhook-secret"
 # and the cleanup command's --minutes: far past it "now - minutes" or "created_at + timeout" leaves the
 # range of a datetime, and every request that computes one would be a 500. No payment is that old anyway.
 MAX_MINUTES = 52_560_000
+# The same span for SWEEP_INTERVAL_SECONDS: APScheduler's first run time, "now + interval", overflows far past it.
+MAX_SECONDS = MAX_MINUTES * 60
 
 
 class ConfigError(ValueError):
@@ -36,6 +38,13 @@ def _minutes(name: str, raw) -> float:
     value = _positive_number(name, raw)
     if value > MAX_MINUTES:
         raise ConfigError(f"{name} must be at most {MAX_MINUTES} minutes (about 100 years), not {raw!r}")
+    return value
+
+
+def _seconds(name: str, raw) -> float:
+    value = _positive_number(name, raw)
+    if value > MAX_SECONDS:
+        raise ConfigError(f"{name} must be at most {MAX_SECONDS} seconds (about 100 years), not {raw!r}")
     return value
 
 
@@ -83,7 +92,7 @@ def load(instance_path: str, overrides: Mapping | None = None, environ: Mapping 
     settings = {
         "DATABASE_URL": url,
         "PAYMENT_TIMEOUT_MINUTES": _minutes("PAYMENT_TIMEOUT_MINUTES", raw("PAYMENT_TIMEOUT_MINUTES", 30)),
-        "SWEEP_INTERVAL_SECONDS": _positive_number("SWEEP_INTERVAL_SECONDS", raw("SWEEP_INTERVAL_SECONDS", 60)),
+        "SWEEP_INTERVAL_SECONDS": _seconds("SWEEP_INTERVAL_SECONDS", raw("SWEEP_INTERVAL_SECONDS", 60)),
         "SCHEDULER_ENABLED": _flag("SCHEDULER_ENABLED", raw("SCHEDULER_ENABLED", "true")),
         "GATEWAY_SECRET": raw("GATEWAY_SECRET", DEV_GATEWAY_SECRET),
         "GATEWAY_WEBHOOK_SECRET": raw("GATEWAY_WEBHOOK_SECRET", DEV_WEBHOOK_SECRET),

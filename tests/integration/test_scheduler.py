@@ -250,3 +250,14 @@ def test_a_run_skipped_while_another_process_sweeps_is_logged_with_counts_and_ch
     assert event["cancelled"] == 0
     assert isinstance(event["duration_ms"], float) and event["duration_ms"] >= 0
     assert payment_row(app, payment["transaction_id"]).status == "PENDING"
+
+
+def test_the_longest_allowed_sweep_interval_still_starts_the_scheduler(make_app):
+    from web.config import MAX_SECONDS
+
+    app = make_app(SCHEDULER_ENABLED=True, SWEEP_INTERVAL_SECONDS=MAX_SECONDS)
+    scheduler = app.extensions["scheduler"]
+    try:
+        assert scheduler.running and len(scheduler.get_jobs()) == 1
+    finally:
+        scheduler.shutdown(wait=True)

@@ -2,7 +2,7 @@
 
 import pytest
 
-from web.config import MAX_MINUTES, ConfigError, load
+from web.config import MAX_MINUTES, MAX_SECONDS, ConfigError, load
 
 INSTANCE = "/nonexistent/instance"
 
@@ -36,6 +36,13 @@ def test_a_payment_timeout_past_about_a_hundred_years_is_refused(raw):
 def test_a_login_failure_window_past_about_a_hundred_years_is_refused():
     with pytest.raises(ConfigError, match=f"LOGIN_FAILURE_WINDOW_MINUTES must be at most {MAX_MINUTES}"):
         settings(LOGIN_FAILURE_WINDOW_MINUTES="1e10")
+
+
+@pytest.mark.parametrize("raw", [str(MAX_SECONDS + 1), "1e12"])
+def test_a_sweep_interval_past_about_a_hundred_years_is_refused(raw):
+    # APScheduler's first run, "now + interval", would overflow: the app would die starting with a traceback.
+    with pytest.raises(ConfigError, match=f"SWEEP_INTERVAL_SECONDS must be at most {MAX_SECONDS}"):
+        settings(SWEEP_INTERVAL_SECONDS=raw)
 
 
 def test_the_longest_payment_timeout_is_the_cleanup_commands_longest_threshold():
