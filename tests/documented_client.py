@@ -49,6 +49,13 @@ class DocumentedClient(FlaskClient):
             assert response.mimetype == "application/json" and {"error", "detail"} <= set(response.get_json())
             return response
         assert status in operation["responses"], f"{method.upper()} {path} answered undocumented {status}"
+        documented = operation["responses"][status]
+        assert response.mimetype in documented["content"], (
+            f"{method.upper()} {path} answered {status} as {response.mimetype}, documented as {list(documented['content'])}")
+        required = {name for name in documented["headers"]
+                    if _document()["components"]["headers"][name].get("required")}
+        assert required <= set(response.headers.keys()), (
+            f"{method.upper()} {path} {status} lacks a required header: {required}")
         if response.mimetype == "application/json":
             _validator(path, method, status).validate(response.get_json())
         return response

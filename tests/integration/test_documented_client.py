@@ -22,3 +22,12 @@ def test_an_undocumented_status_fails_the_test_that_got_it(app, client):
 
     with pytest.raises(AssertionError, match="GET /api/services/ answered undocumented 418"):
         client.get("/api/services/")
+
+
+def test_an_answer_in_another_format_than_documented_fails_the_test_that_got_it(app, client):
+    [endpoint] = [rule.endpoint for rule in app.url_map.iter_rules()
+                  if rule.rule == "/api/services/" and "GET" in rule.methods]
+    app.view_functions[endpoint] = lambda: ("<html>ok</html>", 200, {"Content-Type": "text/html"})
+
+    with pytest.raises(AssertionError, match="answered 200 as text/html"):
+        client.get("/api/services/")
