@@ -16,7 +16,7 @@ from sqlalchemy import bindparam, exists, func, select
 from machines import OPEN_PAYMENT_STATES, CartStatus
 from persistence.db import db
 from persistence.errors import Conflict, InvalidFields, NotFound
-from persistence.models import Cart, CartItem, Payment, Service
+from persistence.models import LIVE_ITEMS, Cart, CartItem, Payment, Service
 from persistence.rows import CartRow
 
 MAX_QUANTITY = 99
@@ -50,7 +50,7 @@ class CartView:
 _ITEMS_OF_CARTS = (
     select(CartItem.cart_id, CartItem.id, CartItem.service_id, Service.name, CartItem.quantity, CartItem.unit_price)
     .join(Service, Service.id == CartItem.service_id)
-    .where(CartItem.cart_id.in_(bindparam("p_cart_ids", expanding=True)), CartItem.removed_at.is_(None))
+    .where(CartItem.cart_id.in_(bindparam("p_cart_ids", expanding=True)), LIVE_ITEMS)
     .order_by(CartItem.created_at, CartItem.id)
 )
 
@@ -132,8 +132,8 @@ def add_item(user_id: str, cart_id: str, service_id: str, quantity: int, *, now:
     service = db.session.get(Service, service_id)
     if service is None:
         raise InvalidFields({"service_id": "Unknown service."})
-    item = db.session.scalar(select(CartItem).where(CartItem.cart_id == cart_id, CartItem.service_id == service_id,
-                                                    CartItem.removed_at.is_(None)))
+    item = db.session.scalar(
+        select(CartItem).where(CartItem.cart_id == cart_id, CartItem.service_id == service_id, LIVE_ITEMS))
     if item is None:
         item = CartItem(id=str(uuid.uuid4()), cart_id=cart_id, service_id=service_id, quantity=0,
                         unit_price=service.price, created_at=now)
@@ -149,8 +149,7 @@ def add_item(user_id: str, cart_id: str, service_id: str, quantity: int, *, now:
 
 def remove_item(user_id: str, cart_id: str, item_id: str, *, now: datetime) -> CartView:
     cart = lock_editable_cart(user_id, cart_id)
-    item = db.session.scalar(select(CartItem).where(CartItem.id == item_id, CartItem.cart_id == cart_id,
-                                                    CartItem.removed_at.is_(None)))
+    item = db.session.scalar(select(CartItem).where(CartItem.id == item_id, CartItem.cart_id == cart_id, LIVE_ITEMS))
     if item is None:
         raise NotFound("item")
     item.removed_at = now  # kept as a record: rows are never hard-deleted
@@ -163,7 +162,7 @@ def cart_total(cart_id: str) -> tuple[int, Decimal]:
     """Number of items and the total of one cart, computed in the database."""
     count, total = db.session.execute(
         select(func.count(CartItem.id), func.coalesce(func.sum(CartItem.unit_price * CartItem.quantity), 0))
-        .where(CartItem.cart_id == cart_id, CartItem.removed_at.is_(None))
+        .where(CartItem.cart_id == cart_id, LIVE_ITEMS)
     ).one()
     return count, Decimal(total).quantize(Decimal("0.01"))
 

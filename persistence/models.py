@@ -114,6 +114,10 @@ class CartItem(db.Model):
     removed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
+# What every read of cart lines selects: the lines not removed (the ORM form of `live_items_only`).
+LIVE_ITEMS = CartItem.removed_at.is_(None)
+
+
 class Payment(db.Model):
     __tablename__ = "payments"
     __table_args__ = (

@@ -26,7 +26,7 @@ from persistence.bookings import BookingView, booking_for_payment
 from persistence.db import db
 from persistence.errors import Conflict, InvalidSignature, NotFound
 from persistence.direct import DirectStatement
-from persistence.models import Booking, Cart, CartItem, IdempotencyKey, Payment, Service
+from persistence.models import LIVE_ITEMS, Booking, Cart, CartItem, IdempotencyKey, Payment, Service
 from persistence.rows import BookingRow, CartRow, PaymentRow
 from persistence.writer import CART, PAYMENT, Step, TransitionConflict, record_refusal, transition, \
     transition_together
@@ -145,7 +145,7 @@ _OWNERS_PAYMENT_CART_ITEMS = DirectStatement(
     select(*PaymentRow.columns(), *CartRow.columns(), CartItem.id, CartItem.service_id, Service.name,
            CartItem.quantity, CartItem.unit_price)
     .join(Cart, Cart.id == Payment.cart_id)
-    .outerjoin(CartItem, (CartItem.cart_id == Cart.id) & CartItem.removed_at.is_(None))
+    .outerjoin(CartItem, (CartItem.cart_id == Cart.id) & LIVE_ITEMS)
     .outerjoin(Service, Service.id == CartItem.service_id)
     .where(Payment.transaction_id == bindparam("p_txn"), Payment.user_id == bindparam("p_owner"))
     .order_by(CartItem.created_at, CartItem.id)
@@ -165,14 +165,17 @@ def _payment_cart_and_items(owner_id: str, transaction_id: str
         return None
     first_item = PaymentRow.width() + CartRow.width()
     items = [carts.ItemView(*row[first_item:]) for row in rows if row[first_item] is not None]
-    return PaymentRow.from_values(rows[0]), CartRow.from_values(rows[0], PaymentRow.width()), items
+    return *_split(rows[0]), items
+
+
+def _split(row: tuple) -> tuple[PaymentRow, CartRow]:
+    """The payment and the cart of a row that selected `PaymentRow.columns()` then `CartRow.columns()`."""
+    return PaymentRow.from_values(row), CartRow.from_values(row, PaymentRow.width())
 
 
 def _payment_and_cart(statement: DirectStatement, params: dict) -> tuple[PaymentRow, CartRow] | None:
     rows = statement.rows(db.session.connection(), params)
-    if not rows:
-        return None
-    return PaymentRow.from_values(rows[0]), CartRow.from_values(rows[0], PaymentRow.width())
+    return _split(rows[0]) if rows else None
 
 
 def payment_and_cart_of_order(provider_order_id: str) -> tuple[PaymentRow, CartRow] | None:

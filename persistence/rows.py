@@ -31,7 +31,7 @@ class _Snapshot:
     @classmethod
     def from_values(cls, values, start: int = 0):
         """The snapshot of `values[start:start + width]`, as selected by `columns()`."""
-        return cls(*values[start:start + len(cls.__dataclass_fields__)])
+        return cls(*values[start:start + cls.width()])
 
 
 @dataclass(frozen=True, slots=True)
