@@ -1,14 +1,17 @@
-"""State machines for carts and payments: the only definition of allowed moves."""
+"""State machines for carts and payments, and the pure rules around them: the only definition of allowed moves."""
 
+from machines.booking import BookingStatus
 from machines.cart import CART_MACHINE, CartStatus
 from machines.errors import InvalidTransition
-from machines.payment import OPEN_PAYMENT_STATES, PAYMENT_MACHINE, PaymentStatus
+from machines.payment import OPEN_PAYMENT_STATES, PAYMENT_MACHINE, PaymentStatus, is_open
 
 __all__ = [
+    "BookingStatus",
     "CART_MACHINE",
     "CartStatus",
     "InvalidTransition",
     "OPEN_PAYMENT_STATES",
     "PAYMENT_MACHINE",
     "PaymentStatus",
+    "is_open",
 ]

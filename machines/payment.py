@@ -23,6 +23,11 @@ def capture_verified(event) -> bool:
 
 OPEN_PAYMENT_STATES = (P.INITIATED, P.PENDING)
 
+
+def is_open(status: str) -> bool:
+    """An open payment may still be captured, failed, cancelled or timed out."""
+    return status in OPEN_PAYMENT_STATES
+
 PAYMENT_TRANSITIONS = [
     # The gateway order exists.
     {"trigger": "submit", "source": [P.INITIATED], "dest": P.PENDING},

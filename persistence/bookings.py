@@ -9,12 +9,11 @@ from persistence.carts import ItemView, items_of
 from persistence.db import db
 from persistence.errors import NotFound
 from persistence.models import Booking
-from persistence.rows import BookingRow
 
 
 @dataclass(frozen=True)
 class BookingView:
-    booking: Booking | BookingRow
+    booking: Booking
     items: list[ItemView]
 
     @property

@@ -1,9 +1,7 @@
 """Carts, their items and their slot.
 
-Lock order, everywhere a cart and its payments are both touched: the cart row
-first, then its payments. Editing a cart, starting a payment, confirming one
-and deleting a cart all take the cart row lock, so they serialise per cart
-and never deadlock one another.
+Every edit is one unit of work that locks the cart row first (persistence/locks.py),
+so an edit and a payment of the same cart run one after the other.
 """
 
 import uuid
@@ -13,14 +11,14 @@ from decimal import Decimal
 
 from sqlalchemy import bindparam, exists, func, select
 
-from machines import OPEN_PAYMENT_STATES, CartStatus
+from machines import CART_MACHINE, OPEN_PAYMENT_STATES, CartStatus
+from persistence import locks
 from persistence.db import db
 from persistence.errors import Conflict, InvalidFields, NotFound
 from persistence.models import LIVE_ITEMS, Cart, CartItem, Payment, Service
-from persistence.rows import CartRow
+from persistence.uow import unit_of_work
 
 MAX_QUANTITY = 99
-_OPEN = [state.value for state in OPEN_PAYMENT_STATES]
 
 
 @dataclass(frozen=True)
@@ -38,7 +36,7 @@ class ItemView:
 
 @dataclass(frozen=True)
 class CartView:
-    cart: Cart | CartRow
+    cart: Cart
     items: list[ItemView]
 
     @property
@@ -67,24 +65,21 @@ def view(cart: Cart) -> CartView:
     return CartView(cart, items_of([cart.id])[cart.id])
 
 
-def find_cart(user_id: str, cart_id: str, *, for_update: bool = False) -> Cart:
+def find_cart(user_id: str, cart_id: str) -> Cart:
     """The caller's cart, or NotFound (also for another user's cart)."""
-    query = select(Cart).where(Cart.id == cart_id, Cart.user_id == user_id)
-    if for_update:
-        query = query.with_for_update()
-    cart = db.session.scalar(query)
+    cart = db.session.scalar(locks.owned_cart(user_id, cart_id))
     if cart is None:
         raise NotFound("cart")
     return cart
 
 
 def has_open_payment(cart_id: str):
-    return exists().where(Payment.cart_id == cart_id, Payment.status.in_(_OPEN))
+    return exists().where(Payment.cart_id == cart_id, Payment.status.in_([s.value for s in OPEN_PAYMENT_STATES]))
 
 
 def lock_editable_cart(user_id: str, cart_id: str) -> Cart:
     """Lock the caller's cart for a change of items or slot, or say why it cannot change."""
-    cart = find_cart(user_id, cart_id, for_update=True)
+    cart = locks.lock_cart(user_id, cart_id)
     if cart.status != CartStatus.ACTIVE:
         raise Conflict("cart_not_active", f"The cart is {cart.status} and can no longer be changed.")
     if db.session.scalar(select(has_open_payment(cart_id))):
@@ -94,10 +89,11 @@ def lock_editable_cart(user_id: str, cart_id: str) -> Cart:
 
 
 def create_cart(user_id: str, selected_date: date | None, selected_time: time | None, *, now: datetime) -> CartView:
-    cart = Cart(id=str(uuid.uuid4()), user_id=user_id, status=CartStatus.ACTIVE.value,
+    cart = Cart(id=str(uuid.uuid4()), user_id=user_id, status=CART_MACHINE.initial.value,
                 selected_date=selected_date, selected_time=selected_time, created_at=now, updated_at=now)
-    db.session.add(cart)
-    db.session.commit()
+    with unit_of_work() as uow:
+        uow.session.add(cart)
+        uow.commit()
     return CartView(cart, [])
 
 
@@ -118,43 +114,47 @@ def get_cart(user_id: str, cart_id: str) -> CartView:
 
 def set_slot(user_id: str, cart_id: str, fields: dict, *, now: datetime) -> CartView:
     """Change the booking slot; `fields` holds `selected_date` and/or `selected_time`."""
-    cart = lock_editable_cart(user_id, cart_id)
-    for name, value in fields.items():
-        setattr(cart, name, value)
-    cart.updated_at = now
-    db.session.commit()
+    with unit_of_work() as uow:
+        cart = lock_editable_cart(user_id, cart_id)
+        for name, value in fields.items():
+            setattr(cart, name, value)
+        cart.updated_at = now
+        uow.commit()
     return view(cart)
 
 
 def add_item(user_id: str, cart_id: str, service_id: str, quantity: int, *, now: datetime) -> CartView:
     """Add a service, or add to its quantity when it is already in the cart."""
-    cart = lock_editable_cart(user_id, cart_id)
-    service = db.session.get(Service, service_id)
-    if service is None:
-        raise InvalidFields({"service_id": "Unknown service."})
-    item = db.session.scalar(
-        select(CartItem).where(CartItem.cart_id == cart_id, CartItem.service_id == service_id, LIVE_ITEMS))
-    if item is None:
-        item = CartItem(id=str(uuid.uuid4()), cart_id=cart_id, service_id=service_id, quantity=0,
-                        unit_price=service.price, created_at=now)
-        db.session.add(item)
-    if item.quantity + quantity > MAX_QUANTITY:
-        raise InvalidFields({"quantity": f"The cart would hold {item.quantity + quantity} of this service; "
-                                         f"at most {MAX_QUANTITY} are allowed."})
-    item.quantity += quantity
-    cart.updated_at = now
-    db.session.commit()
+    with unit_of_work() as uow:
+        cart = lock_editable_cart(user_id, cart_id)
+        service = uow.session.get(Service, service_id)
+        if service is None:
+            raise InvalidFields({"service_id": "Unknown service."})
+        item = uow.session.scalar(
+            select(CartItem).where(CartItem.cart_id == cart_id, CartItem.service_id == service_id, LIVE_ITEMS))
+        if item is None:
+            item = CartItem(id=str(uuid.uuid4()), cart_id=cart_id, service_id=service_id, quantity=0,
+                            unit_price=service.price, created_at=now)
+            uow.session.add(item)
+        if item.quantity + quantity > MAX_QUANTITY:
+            raise InvalidFields({"quantity": f"The cart would hold {item.quantity + quantity} of this service; "
+                                             f"at most {MAX_QUANTITY} are allowed."})
+        item.quantity += quantity
+        cart.updated_at = now
+        uow.commit()
     return view(cart)
 
 
 def remove_item(user_id: str, cart_id: str, item_id: str, *, now: datetime) -> CartView:
-    cart = lock_editable_cart(user_id, cart_id)
-    item = db.session.scalar(select(CartItem).where(CartItem.id == item_id, CartItem.cart_id == cart_id, LIVE_ITEMS))
-    if item is None:
-        raise NotFound("item")
-    item.removed_at = now  # kept as a record: rows are never hard-deleted
-    cart.updated_at = now
-    db.session.commit()
+    with unit_of_work() as uow:
+        cart = lock_editable_cart(user_id, cart_id)
+        item = uow.session.scalar(
+            select(CartItem).where(CartItem.id == item_id, CartItem.cart_id == cart_id, LIVE_ITEMS))
+        if item is None:
+            raise NotFound("item")
+        item.removed_at = now  # kept as a record: rows are never hard-deleted
+        cart.updated_at = now
+        uow.commit()
     return view(cart)
 
 

@@ -8,6 +8,7 @@ from sqlalchemy import select
 
 from persistence.db import db
 from persistence.models import Service
+from persistence.uow import unit_of_work
 
 
 def list_services() -> list[Service]:
@@ -17,6 +18,7 @@ def list_services() -> list[Service]:
 def create_service(name: str, price: Decimal, duration_minutes: int, *, now: datetime) -> Service:
     service = Service(id=str(uuid.uuid4()), name=name, price=price, duration_minutes=duration_minutes,
                       created_at=now)
-    db.session.add(service)
-    db.session.commit()
+    with unit_of_work() as uow:
+        uow.session.add(service)
+        uow.commit()
     return service

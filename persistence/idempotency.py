@@ -4,6 +4,7 @@ from sqlalchemy import select, update
 
 from persistence.db import db
 from persistence.models import IdempotencyKey
+from persistence.uow import unit_of_work
 
 
 def find(user_id: str, key: str) -> IdempotencyKey | None:
@@ -14,6 +15,7 @@ def find(user_id: str, key: str) -> IdempotencyKey | None:
 
 
 def store_response(user_id: str, key: str, status: int, body: dict) -> None:
-    db.session.execute(update(IdempotencyKey).where(IdempotencyKey.user_id == user_id, IdempotencyKey.key == key)
-                       .values(response_status=status, response_body=body))
-    db.session.commit()
+    with unit_of_work() as uow:
+        uow.session.execute(update(IdempotencyKey).where(IdempotencyKey.user_id == user_id, IdempotencyKey.key == key)
+                            .values(response_status=status, response_body=body))
+        uow.commit()

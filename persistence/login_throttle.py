@@ -14,6 +14,7 @@ from sqlalchemy import delete, func, insert, select
 
 from persistence.db import db
 from persistence.models import LoginFailure
+from persistence.uow import UnitOfWork
 
 
 @dataclass(frozen=True)
@@ -42,11 +43,11 @@ def check(limits: list[Limit], *, now: datetime, window: timedelta) -> None:
             raise TooManyFailures(max(1, math.ceil((oldest + window - now).total_seconds())))
 
 
-def record_failure(keys: list[str], *, now: datetime, window: timedelta) -> None:
-    db.session.execute(delete(LoginFailure).where(LoginFailure.key.in_(keys), LoginFailure.at <= now - window))
-    db.session.execute(insert(LoginFailure), [{"key": key, "at": now} for key in keys])
+def record_failure(uow: UnitOfWork, keys: list[str], *, now: datetime, window: timedelta) -> None:
+    uow.session.execute(delete(LoginFailure).where(LoginFailure.key.in_(keys), LoginFailure.at <= now - window))
+    uow.session.execute(insert(LoginFailure), [{"key": key, "at": now} for key in keys])
 
 
-def forget(key: str) -> None:
+def forget(uow: UnitOfWork, key: str) -> None:
     """A successful login clears its email's failures."""
-    db.session.execute(delete(LoginFailure).where(LoginFailure.key == key))
+    uow.session.execute(delete(LoginFailure).where(LoginFailure.key == key))

@@ -1,35 +1,34 @@
 """Payments: starting one, capturing one into a booking, failing and cancelling.
 
-A capture is one transaction: convert the cart (its row lock serialises every
-capture of that cart), succeed the payment, supersede its open siblings,
-insert the booking. If any step finds the state moved on, all of it rolls
-back; the payment is re-read and the capture either replays (it already
-succeeded with the same provider payment id) or is refused and recorded, so
-a customer charged for a payment we no longer take is never forgotten.
+Each function that writes is one unit of work that locks the payment's cart
+first, then the cart's payments (persistence/locks.py). Holding those locks,
+what it reads is what the rows hold until it commits, so a capture decides
+once: it either succeeds the payment, converts the cart, supersedes every
+other open payment of the cart and books — or it refuses and records the
+refusal, because a customer charged for a payment we no longer take must
+never be forgotten.
 """
 
 import secrets
 import string
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
 import structlog
-from sqlalchemy import bindparam, select
+from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
-from machines import CartStatus, InvalidTransition, PaymentStatus
-from persistence import carts
+from machines import BookingStatus, CartStatus, InvalidTransition, PaymentStatus, is_open
+from persistence import carts, locks
 from persistence.bookings import BookingView, booking_for_payment
 from persistence.db import db
 from persistence.errors import Conflict, InvalidSignature, NotFound
-from persistence.direct import DirectStatement
-from persistence.models import LIVE_ITEMS, Booking, Cart, CartItem, IdempotencyKey, Payment, Service
-from persistence.rows import BookingRow, CartRow, PaymentRow
-from persistence.writer import CART, PAYMENT, Step, TransitionConflict, record_refusal, transition, \
-    transition_together
+from persistence.models import Booking, Cart, IdempotencyKey, Payment
+from persistence.uow import UnitOfWork, unit_of_work
+from persistence.writer import CART, PAYMENT, TransitionConflict, record_refusal, transition
 
 log = structlog.get_logger()
 
@@ -42,7 +41,7 @@ def new_transaction_id() -> str:
 
 @dataclass(frozen=True)
 class PaymentView:
-    payment: Payment | PaymentRow
+    payment: Payment
     booking_id: str | None
 
 
@@ -59,19 +58,17 @@ class DuplicateEvent(Exception):
 
 
 class EventClaim(Protocol):
-    """Records a webhook event in whichever transaction settles it, exactly once."""
+    """Records a webhook event in whichever unit of work settles it, exactly once."""
 
     def take(self) -> bool:
-        """Inside the transaction, first: False if the event was already recorded."""
+        """Inside the unit, after its locks: False if the event was already recorded."""
 
     def settle(self, outcome: str) -> None:
-        """Inside the same transaction, last: record what the event did."""
+        """Inside the same unit, last: record what the event did."""
 
 
 def find_payment(owner_id: str, transaction_id: str) -> Payment:
-    payment = db.session.scalar(
-        select(Payment).where(Payment.transaction_id == transaction_id, Payment.user_id == owner_id)
-    )
+    payment = db.session.scalar(locks.owned_payment(owner_id, transaction_id))
     if payment is None:
         raise NotFound("payment")
     return payment
@@ -90,219 +87,193 @@ def begin_payment(user_id: str, cart_id: str, *, currency: str, now: datetime, a
                   idempotency: tuple[str, str] | None = None) -> Payment:
     """Record a payment INITIATED for the caller's cart, claiming the idempotency key with it.
 
-    Raises IntegrityError (after rolling back) when a concurrent request
-    claimed the same key first.
+    Raises IntegrityError (rolled back) when a concurrent request claimed the same key first.
     """
-    cart = carts.find_cart(user_id, cart_id, for_update=True)
-    if cart.status != CartStatus.ACTIVE:
-        raise Conflict("cart_not_active", f"The cart is {cart.status}; only an ACTIVE cart can be paid for.")
-    count, total = carts.cart_total(cart_id)
-    if count == 0:
-        raise Conflict("cart_empty", "The cart has no items to pay for.")
-    if cart.selected_date is None or cart.selected_time is None:
-        raise Conflict("booking_slot_missing", "Choose selected_date and selected_time before paying.")
-    payment = Payment(transaction_id=new_transaction_id(), cart_id=cart_id, user_id=user_id,
-                      status=PaymentStatus.INITIATED.value, amount=total, currency=currency,
-                      created_at=now, updated_at=now)
-    db.session.add(payment)
-    db.session.flush()  # the key row refers to the payment: insert the payment first
-    if idempotency is not None:
-        key, request_hash = idempotency
-        db.session.add(IdempotencyKey(user_id=user_id, key=key, request_hash=request_hash,
-                                      transaction_id=payment.transaction_id, created_at=now))
-    try:
-        db.session.commit()
-    except IntegrityError:
-        db.session.rollback()
-        raise
+    with unit_of_work() as uow:
+        cart = locks.lock_cart(user_id, cart_id)
+        if cart.status != CartStatus.ACTIVE:
+            raise Conflict("cart_not_active", f"The cart is {cart.status}; only an ACTIVE cart can be paid for.")
+        count, total = carts.cart_total(cart_id)
+        if count == 0:
+            raise Conflict("cart_empty", "The cart has no items to pay for.")
+        if cart.selected_date is None or cart.selected_time is None:
+            raise Conflict("booking_slot_missing", "Choose selected_date and selected_time before paying.")
+        payment = Payment(transaction_id=new_transaction_id(), cart_id=cart_id, user_id=user_id,
+                          status=PAYMENT.machine.initial.value, amount=total, currency=currency,
+                          created_at=now, updated_at=now)
+        uow.session.add(payment)
+        if idempotency is not None:
+            uow.session.flush()  # the key row refers to the payment: insert the payment first
+            key, request_hash = idempotency
+            uow.session.add(IdempotencyKey(user_id=user_id, key=key, request_hash=request_hash,
+                                           transaction_id=payment.transaction_id, created_at=now))
+        uow.commit()
     log.info("payment.created", transaction_id=payment.transaction_id, cart_id=cart_id, actor=actor)
     return payment
 
 
 def submit_payment(payment: Payment, provider_order_id: str, *, actor: str, now: datetime) -> PaymentView:
     """The gateway order exists: INITIATED -> PENDING."""
-    transition(db.session, PAYMENT, payment.transaction_id, "submit", observed=payment.status, actor=actor,
-               now=now, values={"provider_order_id": provider_order_id}, loaded=payment)
-    db.session.commit()
-    return PaymentView(payment, None)
+    with unit_of_work() as uow:
+        cart = locks.lock_cart_of_payment(payment.transaction_id)
+        current = _lock_payment(payment.transaction_id)
+        try:
+            transition(uow.session, PAYMENT, current.transaction_id, "submit", observed=current.status, actor=actor,
+                       now=now, values={"provider_order_id": provider_order_id}, loaded=current)
+        except InvalidTransition:
+            # Closed while the gateway made its order: superseded by a capture of a sibling, timed
+            # out, or cancelled by its owner.
+            if cart.status != CartStatus.ACTIVE:
+                raise Conflict("cart_not_active", f"The cart is {cart.status}: another payment of it was captured "
+                                                  "while this one started, and this one was cancelled.") from None
+            raise Conflict("payment_not_open", f"The payment is {current.status}: it was closed while the gateway "
+                                               "created its order.", status=current.status) from None
+        uow.commit()
+    return PaymentView(current, None)
+
+
+def _lock_payment(transaction_id: str) -> Payment:
+    """The payment row, locked; its cart is already locked by the caller."""
+    return db.session.scalar(select(Payment).where(Payment.transaction_id == transaction_id).with_for_update()
+                             .execution_options(populate_existing=True))
 
 
 def confirm(owner_id: str, transaction_id: str, provider_payment_id: str, signature: str, *,
             verify: Callable[[str, str, str], bool], actor: str, now: datetime) -> Captured:
     """The customer's return from the gateway: verify the signature, then capture."""
-    found = _payment_cart_and_items(owner_id, transaction_id)
-    if found is None:
-        raise NotFound("payment")
-    payment, cart, items = found
-    if not payment.provider_order_id or not verify(payment.provider_order_id, provider_payment_id, signature):
-        raise InvalidSignature()
-    return capture(payment, cart, provider_payment_id, actor=actor, now=now, items=items)
+    with unit_of_work() as uow:
+        cart = locks.lock_cart_of_payment(transaction_id, user_id=owner_id)
+        payments = locks.lock_payments_of_cart(cart.id)
+        payment = next(p for p in payments if p.transaction_id == transaction_id)
+        if not payment.provider_order_id or not verify(payment.provider_order_id, provider_payment_id, signature):
+            raise InvalidSignature()  # nothing was written: leaving the unit rolls back
+        return _capture(uow, cart, payments, payment, provider_payment_id, actor=actor, now=now)
 
 
-# The confirm's one read: the owner's payment, its cart and the cart's items (stable while a
-# payment is open: an open payment locks the cart against edits).
-_OWNERS_PAYMENT_CART_ITEMS = DirectStatement(
-    select(*PaymentRow.columns(), *CartRow.columns(), CartItem.id, CartItem.service_id, Service.name,
-           CartItem.quantity, CartItem.unit_price)
-    .join(Cart, Cart.id == Payment.cart_id)
-    .outerjoin(CartItem, (CartItem.cart_id == Cart.id) & LIVE_ITEMS)
-    .outerjoin(Service, Service.id == CartItem.service_id)
-    .where(Payment.transaction_id == bindparam("p_txn"), Payment.user_id == bindparam("p_owner"))
-    .order_by(CartItem.created_at, CartItem.id)
-)
-_PAYMENT_CART_OF_ORDER = DirectStatement(
-    select(*PaymentRow.columns(), *CartRow.columns()).join(Cart, Cart.id == Payment.cart_id)
-    .where(Payment.provider_order_id == bindparam("p_order")))
-_PAYMENT_CART_OF_TXN = DirectStatement(
-    select(*PaymentRow.columns(), *CartRow.columns()).join(Cart, Cart.id == Payment.cart_id)
-    .where(Payment.transaction_id == bindparam("p_txn")))
-
-
-def _payment_cart_and_items(owner_id: str, transaction_id: str
-                            ) -> tuple[PaymentRow, CartRow, list[carts.ItemView]] | None:
-    rows = _OWNERS_PAYMENT_CART_ITEMS.rows(db.session.connection(), {"p_txn": transaction_id, "p_owner": owner_id})
-    if not rows:
-        return None
-    first_item = PaymentRow.width() + CartRow.width()
-    items = [carts.ItemView(*row[first_item:]) for row in rows if row[first_item] is not None]
-    return *_split(rows[0]), items
-
-
-def _split(row: tuple) -> tuple[PaymentRow, CartRow]:
-    """The payment and the cart of a row that selected `PaymentRow.columns()` then `CartRow.columns()`."""
-    return PaymentRow.from_values(row), CartRow.from_values(row, PaymentRow.width())
-
-
-def _payment_and_cart(statement: DirectStatement, params: dict) -> tuple[PaymentRow, CartRow] | None:
-    rows = statement.rows(db.session.connection(), params)
-    return _split(rows[0]) if rows else None
-
-
-def payment_and_cart_of_order(provider_order_id: str) -> tuple[PaymentRow, CartRow] | None:
-    """The payment of a gateway order and its cart, in one query."""
-    return _payment_and_cart(_PAYMENT_CART_OF_ORDER, {"p_order": provider_order_id})
-
-
-def capture(payment: PaymentRow, cart: CartRow, provider_payment_id: str, *, actor: str, now: datetime,
-            claim: EventClaim | None = None, items: list[carts.ItemView] | None = None) -> Captured:
-    """Turn a verified capture into SUCCESS + booking + converted cart, or refuse and record it."""
-    if _already_captured(payment, provider_payment_id):
-        return _replay(payment, cart, claim)
-    try:
+def capture_of_order(provider_order_id: str, provider_payment_id: str, *, actor: str, now: datetime,
+                     claim: EventClaim) -> str:
+    """A signed gateway capture: the same capture as a confirm; returns the event's outcome."""
+    with unit_of_work() as uow:
+        cart = locks.lock_cart_of_order(provider_order_id)
+        if cart is None:
+            return _record_only(uow, claim, "unknown_order")
+        payments = locks.lock_payments_of_cart(cart.id)
+        payment = next(p for p in payments if p.provider_order_id == provider_order_id)
         _take(claim)
-        captured = _capture_in_one_transaction(payment, cart, provider_payment_id, items, actor=actor, now=now)
-        _settle(claim, "captured")
-        db.session.commit()
-    except (InvalidTransition, TransitionConflict, IntegrityError):
-        db.session.rollback()
-        current, cart = _payment_and_cart(_PAYMENT_CART_OF_TXN, {"p_txn": payment.transaction_id})
-        if _already_captured(current, provider_payment_id):
-            return _replay(current, cart, claim)
-        _refuse_capture(current, provider_payment_id, actor=actor, now=now, claim=claim)
-        raise Conflict("payment_not_pending",
-                       f"The payment is {current.status}, not PENDING; the capture was refused and recorded.",
-                       status=current.status) from None
-    log.info("cart.converted", cart_id=cart.id, booking_id=captured.booking.booking.id,
-             transaction_id=payment.transaction_id, actor=actor)
-    return captured
+        try:
+            captured = _capture(uow, cart, payments, payment, provider_payment_id, actor=actor, now=now, claim=claim)
+        except Conflict:
+            return "refused"
+        return "already_captured" if captured.replayed else "captured"
 
 
-_BOOKING_FIELDS = [field.name for field in fields(BookingRow)]
-# Which rows a capture moves, as bound parameters: its statement is built once.
-_THE_CART = Cart.id == bindparam("p_cart")
-_THE_PAYMENT = Payment.transaction_id == bindparam("p_txn")
-_ITS_SIBLINGS = (Payment.cart_id == bindparam("p_cart")) & (Payment.transaction_id != bindparam("p_txn"))
+def fail_of_order(provider_order_id: str, *, actor: str, now: datetime, claim: EventClaim) -> str:
+    """The gateway says the payment failed; a closed payment is left as it is."""
+    with unit_of_work() as uow:
+        cart = locks.lock_cart_of_order(provider_order_id)
+        if cart is None:
+            return _record_only(uow, claim, "unknown_order")
+        payment = next(p for p in locks.lock_payments_of_cart(cart.id) if p.provider_order_id == provider_order_id)
+        _take(claim)
+        try:
+            transition(uow.session, PAYMENT, payment.transaction_id, "fail", observed=payment.status, actor=actor,
+                       now=now, loaded=payment)
+            outcome = "failed"
+        except InvalidTransition:
+            outcome = "ignored"
+        claim.settle(outcome)
+        uow.commit()
+        return outcome
 
 
-def _capture_in_one_transaction(payment: PaymentRow, cart: CartRow, provider_payment_id: str,
-                                items: list[carts.ItemView] | None, *, actor: str, now: datetime) -> Captured:
-    # The cart first: its row lock serialises every capture of this cart.
-    steps = [
-        Step(CART, "convert", _THE_CART, observed=cart.status),
-        Step(PAYMENT, "succeed", _THE_PAYMENT, observed=payment.status, facts={"verified": True},
-             values=("provider_payment_id",)),
-        Step(PAYMENT, "supersede", _ITS_SIBLINGS, required=False),
-    ]
-    booking = BookingRow(id=str(uuid.uuid4()), cart_id=cart.id, transaction_id=payment.transaction_id,
-                         user_id=payment.user_id, status="CONFIRMED", selected_date=cart.selected_date,
-                         selected_time=cart.selected_time, total=payment.amount, created_at=now)
-    params = {"p_cart": cart.id, "p_txn": payment.transaction_id, "p_set_provider_payment_id": provider_payment_id,
-              **{f"p_also_{name}": getattr(booking, name) for name in _BOOKING_FIELDS}}
-    transition_together(db.session, steps, params=params, shape="capture", actor=actor, now=now,
-                        also_insert=Booking.__table__)
-    if items is None:
-        items = carts.items_of([cart.id])[cart.id]
-    succeeded = replace(payment, status=PAYMENT.machine.destination("succeed").value,
-                        provider_payment_id=provider_payment_id, updated_at=now)
-    converted = replace(cart, status=CART.machine.destination("convert").value, updated_at=now)
-    return Captured(PaymentView(succeeded, booking.id), BookingView(booking, items), carts.CartView(converted, items),
+def _capture(uow: UnitOfWork, cart: Cart, payments: list[Payment], payment: Payment, provider_payment_id: str, *,
+             actor: str, now: datetime, claim: EventClaim | None = None) -> Captured:
+    """Succeed `payment`, convert its cart, supersede its open siblings and book; or refuse and record.
+
+    The cart and all its payments are locked by the caller: nothing read here can change before commit.
+    """
+    if payment.status == PaymentStatus.SUCCESS and payment.provider_payment_id == provider_payment_id:
+        return _replay(uow, cart, payment, claim)
+    if payment.status != PaymentStatus.PENDING or cart.status != CartStatus.ACTIVE:
+        _refuse(uow, cart, payment, provider_payment_id, actor=actor, now=now, claim=claim)
+    transition(uow.session, CART, cart.id, "convert", observed=cart.status, actor=actor, now=now, loaded=cart)
+    transition(uow.session, PAYMENT, payment.transaction_id, "succeed", observed=payment.status, actor=actor,
+               now=now, facts={"verified": True}, values={"provider_payment_id": provider_payment_id},
+               loaded=payment)
+    for sibling in payments:
+        if sibling is not payment and is_open(sibling.status):
+            transition(uow.session, PAYMENT, sibling.transaction_id, "supersede", observed=sibling.status,
+                       actor=actor, now=now, loaded=sibling)
+    booking = Booking(id=str(uuid.uuid4()), cart_id=cart.id, transaction_id=payment.transaction_id,
+                      user_id=payment.user_id, status=BookingStatus.CONFIRMED.value,
+                      selected_date=cart.selected_date, selected_time=cart.selected_time, total=payment.amount,
+                      created_at=now)
+    uow.session.add(booking)
+    try:
+        uow.session.flush()
+    except IntegrityError:
+        # One booking per cart and per payment is the schema's own guarantee too: if it ever
+        # fires, the code above is wrong, and none of this capture is kept.
+        raise TransitionConflict(CART.name, booking.cart_id, "convert") from None
+    items = carts.items_of([cart.id])[cart.id]
+    if claim is not None:
+        claim.settle("captured")
+    uow.commit()
+    log.info("cart.converted", cart_id=cart.id, booking_id=booking.id, transaction_id=payment.transaction_id,
+             actor=actor)
+    return Captured(PaymentView(payment, booking.id), BookingView(booking, items), carts.CartView(cart, items),
                     replayed=False)
 
 
-def _already_captured(payment: PaymentRow, provider_payment_id: str) -> bool:
-    return payment.status == PaymentStatus.SUCCESS and payment.provider_payment_id == provider_payment_id
-
-
-def _replay(payment: PaymentRow, cart: CartRow, claim: EventClaim | None) -> Captured:
-    if claim is not None:
-        _take(claim)
-        _settle(claim, "already_captured")
-        db.session.commit()
+def _replay(uow: UnitOfWork, cart: Cart, payment: Payment, claim: EventClaim | None) -> Captured:
     booking = booking_for_payment(payment.transaction_id)
+    if claim is not None:
+        claim.settle("already_captured")
+        uow.commit()
     return Captured(PaymentView(payment, booking.booking.id), booking, carts.CartView(cart, booking.items),
                     replayed=True)
 
 
-def _refuse_capture(payment: PaymentRow, provider_payment_id: str, *, actor: str, now: datetime,
-                    claim: EventClaim | None) -> None:
-    _take(claim)
-    record_refusal(db.session, PAYMENT, payment.transaction_id, "succeed", from_state=payment.status,
+def _refuse(uow: UnitOfWork, cart: Cart, payment: Payment, provider_payment_id: str, *, actor: str, now: datetime,
+            claim: EventClaim | None) -> None:
+    """Record a capture we no longer take, commit that record, and raise the 409."""
+    record_refusal(uow.session, PAYMENT, payment.transaction_id, "succeed", from_state=payment.status,
                    to_state=PaymentStatus.SUCCESS.value, actor=actor, now=now,
                    detail={"provider_order_id": payment.provider_order_id,
                            "provider_payment_id": provider_payment_id,
                            "amount": str(payment.amount), "currency": payment.currency})
-    _settle(claim, "refused")
-    db.session.commit()
+    if claim is not None:
+        claim.settle("refused")
+    uow.commit()
     log.warning("payment.late_capture", transaction_id=payment.transaction_id, status=payment.status,
                 provider_payment_id=provider_payment_id, amount=str(payment.amount), actor=actor)
-
-
-def fail(payment: PaymentRow, *, actor: str, now: datetime, claim: EventClaim | None = None) -> str:
-    """The gateway says the payment failed; a closed payment is left as it is."""
-    _take(claim)
-    try:
-        transition(db.session, PAYMENT, payment.transaction_id, "fail", observed=payment.status,
-                   actor=actor, now=now)
-        outcome = "failed"
-    except (InvalidTransition, TransitionConflict):
-        outcome = "ignored"
-    _settle(claim, outcome)
-    db.session.commit()
-    return outcome
+    why = (f"The payment is {payment.status}, not PENDING" if payment.status != PaymentStatus.PENDING
+           else f"The payment's cart is {cart.status}")
+    raise Conflict("payment_not_pending", f"{why}; the capture was refused and recorded.", status=payment.status)
 
 
 def cancel(owner_id: str, transaction_id: str, *, actor: str, now: datetime) -> PaymentView:
     """The owner gives up on an open payment."""
-    payment = find_payment(owner_id, transaction_id)
-    try:
-        transition(db.session, PAYMENT, transaction_id, "cancel", observed=payment.status, actor=actor, now=now,
-                   loaded=payment)
-    except (InvalidTransition, TransitionConflict):
-        db.session.rollback()
-        current = db.session.get(Payment, transaction_id, populate_existing=True)
-        raise Conflict("payment_not_open", f"The payment is {current.status}; only an open payment can be "
-                                           "cancelled.", status=current.status) from None
-    db.session.commit()
+    with unit_of_work() as uow:
+        locks.lock_cart_of_payment(transaction_id, user_id=owner_id)
+        payment = _lock_payment(transaction_id)
+        try:
+            transition(uow.session, PAYMENT, transaction_id, "cancel", observed=payment.status, actor=actor,
+                       now=now, loaded=payment)
+        except InvalidTransition:
+            raise Conflict("payment_not_open", f"The payment is {payment.status}; only an open payment can be "
+                                               "cancelled.", status=payment.status) from None
+        uow.commit()
     return PaymentView(payment, None)
 
 
-def _take(claim: EventClaim | None) -> None:
-    if claim is not None and not claim.take():
-        db.session.rollback()
-        raise DuplicateEvent()
+def _take(claim: EventClaim) -> None:
+    if not claim.take():
+        raise DuplicateEvent()  # leaving the unit of work rolls back
 
 
-def _settle(claim: EventClaim | None, outcome: str) -> None:
-    if claim is not None:
-        claim.settle(outcome)
-
+def _record_only(uow: UnitOfWork, claim: EventClaim, outcome: str) -> str:
+    _take(claim)
+    claim.settle(outcome)
+    uow.commit()
+    return outcome

@@ -1,4 +1,4 @@
-"""Gateway events: recorded once by event id, in the same transaction as their effect."""
+"""Gateway events: recorded once by event id, in the same unit of work as their effect."""
 
 from datetime import datetime
 
@@ -7,8 +7,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from persistence import payments
 from persistence.db import db
-from persistence.errors import Conflict
-from persistence.models import Payment, WebhookEvent
+from persistence.models import WebhookEvent
 
 _INSERT = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}
 
@@ -39,25 +38,10 @@ def handle_event(event_id: str, event: str, provider_order_id: str, provider_pay
     """Apply one signed gateway event and return its outcome; a seen event id does nothing."""
     claim = WebhookClaim(event_id, event, provider_order_id, provider_payment_id, now)
     actor = f"webhook:{event_id}"
-    found = payments.payment_and_cart_of_order(provider_order_id)
     try:
-        if found is None:
-            return _record_only(claim, "unknown_order")
-        payment, cart = found
         if event == "payment.captured":
-            captured = payments.capture(payment, cart, provider_payment_id, actor=actor, now=now, claim=claim)
-            return "already_captured" if captured.replayed else "captured"
-        return payments.fail(payment, actor=actor, now=now, claim=claim)
+            return payments.capture_of_order(provider_order_id, provider_payment_id, actor=actor, now=now,
+                                             claim=claim)
+        return payments.fail_of_order(provider_order_id, actor=actor, now=now, claim=claim)
     except payments.DuplicateEvent:
         return "duplicate"
-    except Conflict:
-        return "refused"
-
-
-def _record_only(claim: WebhookClaim, outcome: str) -> str:
-    if not claim.take():
-        db.session.rollback()
-        raise payments.DuplicateEvent()
-    claim.settle(outcome)
-    db.session.commit()
-    return outcome

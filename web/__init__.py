@@ -9,7 +9,7 @@ from flask import Flask
 from persistence.db import db, migrate
 from persistence.engine import configure_engine, engine_options
 from web import accounts_api, bookings_api, carts_api, cli, errors, logs, payments_api, services_api, webhooks_api
-from web import cart_deletion_api, ops_api, path_ids, transaction_mode
+from web import cart_deletion_api, ops_api, path_ids
 from web.config import load
 from web.gateway import OfflineGateway
 
@@ -40,7 +40,6 @@ def create_app(config: Mapping | None = None) -> Flask:
         settings["GATEWAY_SECRET"], settings["GATEWAY_WEBHOOK_SECRET"])
 
     errors.register(app)
-    app.before_request(transaction_mode.declare_for_request)
     path_ids.register(app)
     for module in (accounts_api, services_api, carts_api, cart_deletion_api, payments_api, webhooks_api,
                    bookings_api):

@@ -4,6 +4,7 @@ from datetime import datetime
 
 from flask import Blueprint, current_app
 
+from machines import deletion_policy as policy
 from persistence import deletion
 from persistence.sweep import SweepResult
 from web.auth import actor, current_user, require_token
@@ -21,7 +22,7 @@ def _timeout() -> float:
     return current_app.config["PAYMENT_TIMEOUT_MINUTES"]
 
 
-def info_json(info: deletion.DeletionInfo) -> dict:
+def info_json(info: policy.DeletionInfo) -> dict:
     body = {"can_delete": info.can_delete, "reason": info.reason, "message": info.message}
     if info.retry_after is not None:
         body.update(wait_time_minutes=info.wait_time_minutes, retry_after=iso(info.retry_after),
@@ -34,7 +35,7 @@ def auto_cleanup_json(swept: SweepResult, timeout_minutes: float) -> dict | None
     if not cancelled:
         return None
     return {"cleaned_up": True, "payments_cancelled": cancelled,
-            "message": deletion.auto_cleanup_message(cancelled, timeout_minutes)}
+            "message": policy.auto_cleanup_message(cancelled, timeout_minutes)}
 
 
 def status_json(status: deletion.DeletionStatus) -> dict:
@@ -87,7 +88,7 @@ def cleanup_old_payments(cart_id: str):
                                      actor=actor())
     report_cart_sweep(swept, cart_id)
     cancelled = len(swept.cancelled)
-    message = (deletion.auto_cleanup_message(cancelled, _timeout()) if cancelled
-               else f"No pending payments older than {deletion.minutes_label(_timeout())} minutes")
+    message = (policy.auto_cleanup_message(cancelled, _timeout()) if cancelled
+               else policy.nothing_to_clean_message(_timeout()))
     return {"cleanup_performed": cancelled > 0, "payments_cancelled": cancelled, "message": message,
             "can_delete_now": status.info.can_delete, "deletion_info": info_json(status.info)}

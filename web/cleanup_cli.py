@@ -7,6 +7,7 @@ from decimal import Decimal, InvalidOperation
 import click
 from flask import Flask, current_app
 
+from machines import deletion_policy as policy
 from persistence import deletion
 from persistence.db import db
 from persistence.models import Cart
@@ -36,7 +37,7 @@ def cleanup_old_pending_payments(minutes: float, dry_run: bool, echo=click.echo)
     """List the open payments at least `minutes` old and (unless a dry run) cancel them."""
     clock, timeout = current_app.config["CLOCK"], current_app.config["PAYMENT_TIMEOUT_MINUTES"]
     now = clock()
-    echo(f"Cleaning up pending payments older than {deletion.minutes_label(minutes)} minutes...")
+    echo(f"Cleaning up pending payments older than {policy.minutes_label(minutes)} minutes...")
     if dry_run:
         found = stale_open_payments(now, minutes)
         _list_found(found, now, echo)
@@ -55,7 +56,7 @@ def cleanup_old_pending_payments(minutes: float, dry_run: bool, echo=click.echo)
     echo("Affected carts:")
     for cart_id in result.cart_ids:
         cart = db.session.get(Cart, cart_id)
-        info = deletion.deletion_info(cart, deletion.payments_of(cart_id), now=now, timeout_minutes=timeout)
+        info = deletion.info_of(cart, deletion.payments_of(cart_id), now=now, timeout_minutes=timeout)
         echo(f"  Cart {cart_id}: Can delete: {info.can_delete}")
     echo("")
     echo("Cleanup completed!")
@@ -64,7 +65,7 @@ def cleanup_old_pending_payments(minutes: float, dry_run: bool, echo=click.echo)
 def _list_found(payments: list[StalePayment], now, echo) -> None:
     echo(f"Found {len(payments)} old pending payments")
     for payment in payments:
-        echo(f"  Payment {payment.transaction_id}: {(now - payment.created_at) // deletion.MINUTE} minutes old, "
+        echo(f"  Payment {payment.transaction_id}: {policy.age_minutes(payment.created_at, now)} minutes old, "
              f"Cart: {payment.cart_id}")
 
 

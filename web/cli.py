@@ -38,5 +38,4 @@ def register(app: Flask) -> None:
                                        hash_method=current_app.config["PASSWORD_HASH_METHOD"])
         except Conflict as exc:
             raise click.ClickException(exc.detail) from None
-        db.session.commit()
         click.echo(f"Created {'admin ' if admin else ''}user {user.email} ({user.id})")

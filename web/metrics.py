@@ -21,6 +21,7 @@ from sqlalchemy import case, func, select
 from sqlalchemy.exc import SQLAlchemyError
 
 from machines import OPEN_PAYMENT_STATES
+from machines.deletion_policy import stale_cutoff
 from persistence import writer
 from persistence.db import db
 from persistence.models import Payment, open_payments_only
@@ -108,7 +109,7 @@ class OpenPaymentsCollector:
         yield from (by_state, stale, oldest)
 
     def _query(self) -> dict:
-        cutoff = self.app.config["CLOCK"]() - timedelta(minutes=self.app.config["PAYMENT_TIMEOUT_MINUTES"])
+        cutoff = stale_cutoff(self.app.config["CLOCK"](), self.app.config["PAYMENT_TIMEOUT_MINUTES"])
         statement = (
             select(Payment.status, func.count(), func.sum(case((Payment.created_at <= cutoff, 1), else_=0)),
                    func.min(Payment.created_at))

@@ -1,8 +1,9 @@
 """Response JSON in the shapes of SPEC §3."""
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from decimal import Decimal
 
+from machines.deletion_policy import expires_at
 from persistence.bookings import BookingView
 from persistence.carts import CartView, ItemView
 from persistence.models import Service, TransitionRecord
@@ -51,7 +52,7 @@ def payment_json(view: PaymentView, timeout_minutes: float) -> dict:
             "amount": money(payment.amount), "currency": payment.currency,
             "provider_order_id": payment.provider_order_id, "created_at": iso(payment.created_at),
             "updated_at": iso(payment.updated_at),
-            "expires_at": iso(payment.created_at + timedelta(minutes=timeout_minutes)),
+            "expires_at": iso(expires_at(payment.created_at, timeout_minutes)),
             "booking_id": view.booking_id}
 
 

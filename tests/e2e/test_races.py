@@ -205,3 +205,32 @@ def test_captured_and_failed_events_racing_leave_either_a_booking_or_a_recorded_
             assert p["transaction_id"] not in booked
             assert [(r["trigger"], r["accepted"]) for r in history if r["trigger"] == "succeed"] == [
                 ("succeed", False)]
+
+
+def test_a_payment_started_while_another_is_confirmed_is_refused_or_superseded_never_left_open(live):
+    """SPEC §1 Concurrency: thirty rounds of start-payment and confirm sent together on one cart each."""
+    api = live.api
+    user = api.register()
+    outcomes = Counter()
+    for _ in range(30):
+        cart_id = api.make_cart(user)
+        first = api.make_payment(user, cart_id)
+
+        started, confirmed = at_once([lambda: api.start_payment(user, cart_id), lambda: api.confirm(user, first)])
+
+        assert confirmed.status == 200, confirmed
+        assert started.status in (201, 409), started
+        if started.status == 409:
+            assert started.body["reason"] == "cart_not_active", started
+        others = rows(live.engine, "SELECT transaction_id, status FROM payments WHERE cart_id = :c AND "
+                                   "transaction_id <> :t", c=cart_id, t=first["transaction_id"])
+        # Started before the capture locked the cart: superseded by it; after: refused before it was recorded.
+        assert [p.status for p in others] in ([], ["CANCELLED"]), (started, others)
+        for other in others:
+            history = api.payment_history(user, other.transaction_id)
+            assert [r["trigger"] for r in history if r["to"] == "CANCELLED"] == ["supersede"], history
+        outcomes[(started.status, len(others))] += 1
+    open_on_converted = rows(live.engine, """
+        SELECT p.transaction_id FROM payments p JOIN carts c ON c.id = p.cart_id
+        WHERE c.status = 'CONVERTED' AND p.status IN ('INITIATED', 'PENDING')""")
+    assert open_on_converted == [], outcomes

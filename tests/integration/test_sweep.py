@@ -149,22 +149,6 @@ def test_an_initiated_payment_left_by_a_gateway_failure_times_out_from_initiated
         ("INITIATED", "CANCELLED", "timeout", "test:sweeper", True)]
 
 
-def test_a_cart_scoped_sweep_touches_only_that_cart(app, client, clock):
-    user = register(client)
-    cart = make_cart(app, client, user)
-    other_cart = make_cart(app, client, user)
-    mine = _payments(app, client, user, cart["cart_id"], 2)
-    others = _payments(app, client, user, other_cart["cart_id"], 2)
-    clock.advance(hours=1)
-
-    result = _run(app, cart_id=cart["cart_id"])
-
-    assert sorted(p.transaction_id for p in result.cancelled) == sorted(mine)
-    assert result.cart_ids == [cart["cart_id"]]
-    assert [payment_row(app, t).status for t in others] == ["PENDING", "PENDING"]
-    assert all(len(history_rows(app, "payment", t)) == 1 for t in others)
-
-
 def test_another_threshold_can_be_given(app, client, clock):
     user = register(client)
     cart = make_cart(app, client, user)
@@ -203,20 +187,6 @@ def test_running_the_sweep_twice_cancels_nothing_the_second_time(app, client, cl
     assert len(first.cancelled) == 3
     assert second.cancelled == []
     assert snapshot(app) == after_first
-
-
-def test_without_batch_commits_the_sweep_stays_in_the_callers_transaction(app, client, clock):
-    user = register(client)
-    payment = make_payment(app, client, user)
-    clock.advance(hours=1)
-    before = snapshot(app)
-
-    with app.app_context():
-        result = sweep(now=clock(), timeout_minutes=30, commit_batches=False)
-        db.session.rollback()
-
-    assert [p.transaction_id for p in result.cancelled] == [payment["transaction_id"]]
-    assert snapshot(app) == before
 
 
 def test_the_dry_run_query_lists_what_the_sweep_would_cancel_and_changes_nothing(app, client, clock):

@@ -1,0 +1,72 @@
+"""Row locks, taken first in every unit of work that writes, in one order.
+
+The order: **the cart row, then its payments (by transaction id), then
+anything else** (the booking, history rows, a webhook event, an idempotency
+key). Everything that writes a cart or one of its payments — start payment,
+submit, confirm and the webhook's capture or failure, cancel, cart edits,
+delete, the per-cart sweep — locks the cart with its own first statement. Under
+PostgreSQL's READ COMMITTED every later statement of the transaction then sees
+all that committed before the lock was granted, and nothing that involves the
+cart can commit until this transaction ends: per cart, these writes run one
+after another. The global sweep is the one exception: it locks payment rows
+only, with SKIP LOCKED, so it never waits and cannot deadlock with this order.
+
+On SQLite `FOR UPDATE` is not rendered: a unit of work's transaction begins
+IMMEDIATE and so excludes every other writer for its whole length.
+"""
+
+from sqlalchemy import Select, select
+
+from persistence.db import db
+from persistence.errors import NotFound
+from persistence.models import Cart, Payment
+
+
+def owned_cart(user_id: str, cart_id: str) -> Select:
+    """The query of one of the caller's carts; another user's cart is not found."""
+    return select(Cart).where(Cart.id == cart_id, Cart.user_id == user_id)
+
+
+def owned_payment(user_id: str, transaction_id: str) -> Select:
+    """The query of one of the caller's payments; another user's payment is not found."""
+    return select(Payment).where(Payment.transaction_id == transaction_id, Payment.user_id == user_id)
+
+
+def _locked_cart(query: Select, what: str) -> Cart:
+    cart = db.session.scalar(query.with_for_update(of=Cart).execution_options(populate_existing=True))
+    if cart is None:
+        raise NotFound(what)
+    return cart
+
+
+def lock_cart(user_id: str, cart_id: str) -> Cart:
+    """Lock one of the caller's carts (NotFound for anyone else's)."""
+    return _locked_cart(owned_cart(user_id, cart_id), "cart")
+
+
+def lock_cart_of_payment(transaction_id: str, *, user_id: str | None = None) -> Cart:
+    """Lock the cart of a payment (of the caller's, when `user_id` is given), before the payment itself."""
+    query = select(Cart).join(Payment, Payment.cart_id == Cart.id).where(Payment.transaction_id == transaction_id)
+    if user_id is not None:
+        query = query.where(Payment.user_id == user_id)
+    return _locked_cart(query, "payment")
+
+
+def lock_cart_of_order(provider_order_id: str) -> Cart | None:
+    """Lock the cart of the payment behind a gateway order; None for an order we never made."""
+    try:
+        return _locked_cart(select(Cart).join(Payment, Payment.cart_id == Cart.id)
+                            .where(Payment.provider_order_id == provider_order_id), "order")
+    except NotFound:
+        return None
+
+
+def lock_payments_of_cart(cart_id: str) -> list[Payment]:
+    """Lock every payment of a cart the caller has locked, newest first (as the deletion answers list them).
+
+    Only the holder of the cart lock takes these row locks and waits for them (the global sweep
+    skips locked rows), so the order they are taken in cannot deadlock.
+    """
+    return list(db.session.scalars(
+        select(Payment).where(Payment.cart_id == cart_id).order_by(Payment.created_at.desc(), Payment.transaction_id)
+        .with_for_update().execution_options(populate_existing=True)))
