@@ -169,7 +169,7 @@ _ERRORS = {
     404: (out.ErrorBody, "No such resource for this caller.", ()),
     409: (out.ConflictBody, "The current state refuses the request; `reason` says why.", ()),
     413: (out.ErrorBody, "The body is over 64 KiB.", ()),
-    429: (out.ConflictBody, "Too many failed logins for this email or address; `Retry-After` says when to "
+    429: (out.TooManyFailedLogins, "Too many failed logins for this email or address; `Retry-After` says when to "
                             "try again.", ("Retry-After",)),
     502: (out.GatewayErrorBody, "The payment gateway could not create the order.", ()),
     503: (out.ErrorBody, "The database cannot be reached; retry shortly.", ("Retry-After",)),

@@ -44,12 +44,23 @@ class ErrorBody(BaseModel):
         None, description="Each invalid request field (or header, or `body`) and what is wrong with it.")
 
 
+# Every `reason` a 409 answers with, besides DELETE's `pending_payment_wait` (DeletionBlocked); docs/API.md lists
+# the same codes, and tests/integration/test_api_docs.py holds the two to each other.
+ConflictReason = Literal["cart_not_active", "cart_locked_by_payment", "cart_empty", "booking_slot_missing",
+                         "payment_not_pending", "payment_not_open", "idempotency_key_reused",
+                         "idempotency_key_in_progress", "email_taken", "cart_converted", "state_conflict"]
+
+
 class ConflictBody(ErrorBody):
     """A 409: the current state refuses the request; `reason` says why."""
 
-    reason: str = Field(description="cart_not_active, cart_locked_by_payment, cart_empty, booking_slot_missing, "
-                                    "payment_not_pending, payment_not_open, idempotency_key_reused, "
-                                    "idempotency_key_in_progress, email_taken, cart_converted, state_conflict, ...")
+    reason: ConflictReason
+
+
+class TooManyFailedLogins(ErrorBody):
+    """A 429 from POST /api/auth/token: too many failed logins; `Retry-After` says when to try again."""
+
+    reason: Literal["too_many_failed_logins"]
 
 
 class GatewayErrorBody(Response):
