@@ -3,6 +3,7 @@
     python -m bench.run                      # PostgreSQL (BENCH_DATABASE_SERVER or 127.0.0.1:5432)
     python -m bench.run --sqlite             # the embedded SQLite default
     python -m bench.run --smoke              # tiny numbers: checks the harness still works
+    python -m bench.run --against <commit>   # the working tree and that commit side by side (bench/side_by_side.py)
 """
 
 import argparse
@@ -10,25 +11,19 @@ import json
 import os
 import re
 import shutil
-import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 
 from sqlalchemy import create_engine, text
-from sqlalchemy.engine import make_url
 
 from bench.pgbench_confirm import write_script
-from bench.seed import seed
+from bench.seed import confirms_needed, seed
+from bench.side_by_side import compare
+from bench.stack import SECRET, Database, Server, cpu_check_ms, need, run_wrk, stop_cleanly_on_sigterm
 
-ROOT = Path(__file__).resolve().parent.parent
-BIN = Path(sys.executable).parent
-LUA = ROOT / "bench" / "lua" / "requests.lua"
-SECRET = "bench-gateway-secret"
 SCENARIOS = [  # name, request file, expected status
     ("baseline", "baseline", 200),
     ("confirm", "confirm", 200),
@@ -36,100 +31,6 @@ SCENARIOS = [  # name, request file, expected status
     ("deletion_status", "deletion_status", 200),
     ("delete (409)", "delete", 409),
 ]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def need(tool: str, install: str) -> str:
-    path = shutil.which(tool)
-    if path is None:
-        sys.exit(f"{tool} is not installed: {install}")
-    return path
-
-
-class Database:
-    """A fresh database for one run, dropped afterwards."""
-
-    def __init__(self, sqlite: bool, workdir: Path):
-        if sqlite:
-            self.url = f"sqlite:///{workdir / 'bench.db'}"
-            self.admin = None
-            return
-        server = os.environ.get("BENCH_DATABASE_SERVER", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
-        self.name = f"bench_{os.getpid()}"
-        self.admin = create_engine(make_url(server).set(database="postgres"), isolation_level="AUTOCOMMIT")
-        with self.admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{self.name}"'))
-            conn.execute(text(f'CREATE DATABASE "{self.name}"'))
-        self.url = make_url(server).set(database=self.name).render_as_string(hide_password=False)
-
-    @property
-    def libpq_url(self) -> str:
-        return self.url.replace("postgresql+psycopg://", "postgresql://")
-
-    def drop(self) -> None:
-        if self.admin is not None:
-            with self.admin.connect() as conn:
-                conn.execute(text(f'DROP DATABASE IF EXISTS "{self.name}" WITH (FORCE)'))
-            self.admin.dispose()
-
-
-class Server:
-    """gunicorn serving the app plus a baseline route, on a free loopback port."""
-
-    def __init__(self, url: str, workers: int, log_path: Path):
-        self.port = free_port()
-        env = {**os.environ, "DATABASE_URL": url, "SCHEDULER_ENABLED": "false", "GATEWAY_SECRET": SECRET,
-               "BIND": f"127.0.0.1:{self.port}", "WEB_CONCURRENCY": str(workers)}
-        self.log = open(log_path, "w")
-        self.proc = subprocess.Popen([str(BIN / "gunicorn"), "bench.app:create_bench_app()"], cwd=ROOT, env=env,
-                                     stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True)
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            try:
-                urllib.request.urlopen(f"{self.base}/bench/baseline", timeout=1).read()
-                return
-            except OSError:
-                time.sleep(0.2)
-        self.stop()
-        sys.exit(f"gunicorn did not start; see {log_path}")
-
-    @property
-    def base(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def worker_peak_rss_mb(self) -> list[float]:
-        children = Path(f"/proc/{self.proc.pid}/task/{self.proc.pid}/children")
-        peaks = []
-        for pid in children.read_text().split() if children.exists() else []:
-            status = Path(f"/proc/{pid}/status").read_text()
-            peaks.append(int(re.search(r"VmHWM:\s+(\d+)", status).group(1)) / 1024)
-        return peaks
-
-    def stop(self) -> None:
-        try:
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            self.proc.wait(timeout=15)
-        except (ProcessLookupError, subprocess.TimeoutExpired):
-            os.killpg(self.proc.pid, signal.SIGKILL)
-        self.log.close()
-
-
-def run_wrk(base: str, request_file: Path, connections: int, seconds: float, expected: int, token: str) -> dict:
-    threads = min(connections, 2)
-    command = [need("wrk", "apt-get install wrk"), f"-t{threads}", f"-c{connections}", f"-d{max(1, round(seconds))}s",
-               "--timeout", "10s", "-s", str(LUA), base, "--", str(request_file), str(threads), str(expected), token]
-    done = subprocess.run(command, capture_output=True, text=True, timeout=seconds + 60)
-    if "RESULT " not in done.stdout:
-        sys.exit(f"wrk failed: {done.stdout[-1000:]} {done.stderr[-1000:]}")
-    result = json.loads(done.stdout.split("RESULT ", 1)[1].splitlines()[0])
-    result["rps"] = result["requests"] / (result["duration_us"] / 1e6)
-    result["errors"] = result["unexpected_status"] + result["socket_errors"]
-    return result
 
 
 def run_pgbench(db: Database, seeded, workdir: Path, clients: int, seconds: int) -> dict | None:
@@ -168,26 +69,35 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sqlite", action="store_true", help="benchmark the SQLite default instead of PostgreSQL")
     parser.add_argument("--seconds", type=float, default=10, help="length of each wrk run")
-    parser.add_argument("--connections", default="1,8,32", help="comma-separated connection counts")
+    parser.add_argument("--connections", help="comma-separated connection counts (default 1,8,32; 1,8 with --against)")
     parser.add_argument("--workers", type=int, default=int(os.environ.get("WEB_CONCURRENCY", (os.cpu_count() or 1) + 1)),
                         help="gunicorn sync workers (default as gunicorn.conf.py: one more than the cores)")
     parser.add_argument("--rate", type=int, default=1500, help="expected peak confirms/s, to size the seed")
     parser.add_argument("--smoke", action="store_true", help="tiny run that only checks the harness works")
     parser.add_argument("--only", help="comma-separated endpoints to measure (default: all), e.g. baseline,confirm")
+    parser.add_argument("--against", metavar="COMMIT",
+                        help="serve this commit beside the working tree; measure baseline and confirm on both "
+                             "(--only does not apply)")
+    parser.add_argument("--rounds", type=int, default=2, help="with --against: rounds per checkout, alternating")
     args = parser.parse_args(argv)
+    if args.rounds < 1:
+        parser.error("--rounds must be at least 1")
     if args.smoke:
-        args.seconds, args.connections, args.rate, args.workers = 1, "2", 200, 2
-    levels = [int(c) for c in args.connections.split(",")]
+        # Rate sized so a fast machine's confirm at 8 connections does not run out of payments in its second.
+        args.seconds, args.rate, args.workers = 1, 1000, 2
+    default_levels = "1,8" if args.against else "2" if args.smoke else "1,8,32"
+    levels = [int(c) for c in (args.connections or default_levels).split(",")]
     need("wrk", "apt-get install wrk")
+    stop_cleanly_on_sigterm()
+    if args.against:
+        return compare(args, levels)
 
     workdir = Path(tempfile.mkdtemp(prefix="bench-"))
     db = Database(args.sqlite, workdir)
     server = None
     try:
-        env = {**os.environ, "DATABASE_URL": db.url, "SCHEDULER_ENABLED": "false"}
-        subprocess.run([str(BIN / "flask"), "--app", "web", "init-db"], cwd=ROOT, env=env, check=True,
-                       capture_output=True)
-        per_level = int(args.rate * args.seconds * 1.5) + 100
+        db.migrate()
+        per_level = confirms_needed(args.rate, args.seconds)
         pgbench_seconds = max(1, int(args.seconds))
         started = time.monotonic()
         seeded = seed(db.url, workdir, gateway_secret=SECRET,
@@ -217,22 +127,6 @@ def main(argv=None) -> int:
             server.stop()
         db.drop()
         shutil.rmtree(workdir, ignore_errors=True)
-
-
-def cpu_check_ms() -> float:
-    """How long a fixed pure-Python loop takes here now, best of three: this machine's speed at the time.
-
-    Virtual machines' speed drifts (seen here: the same loop 0.5 to 1.7 s); only numbers
-    taken at a similar value compare. Ratios within one run always do.
-    """
-    def loop():
-        started = time.perf_counter()
-        total = 0
-        for i in range(2_000_000):
-            total += i
-        return time.perf_counter() - started
-
-    return min(loop() for _ in range(3)) * 1000
 
 
 def print_report(args, rows, rss, pgbench, cpu_ms: float) -> None:

@@ -1,4 +1,9 @@
-"""Bulk seeding for the benchmarks, through the app's own tables (SQLite or PostgreSQL)."""
+"""Bulk seeding for the benchmarks, straight into the app's tables (SQLite or PostgreSQL).
+
+The tables are read from the migrated database itself, not imported from persistence/: the same
+seeding then serves any checkout whose schema has these tables and columns (bench --against),
+whatever its code looks like inside.
+"""
 
 import hashlib
 import hmac
@@ -10,9 +15,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from pathlib import Path
 
-from sqlalchemy import create_engine, insert, text
-
-from persistence.models import ApiToken, Cart, CartItem, Payment, Service, User
+from sqlalchemy import MetaData, Table, create_engine, insert, text
 
 PRICE = Decimal("2500.00")
 
@@ -23,6 +26,18 @@ class Seeded:
     user_id: str
     files: dict[str, Path]
     counts: dict[str, int]
+
+
+def app_tables(engine) -> dict[str, Table]:
+    """The tables seeded here, as the database's migrated schema has them."""
+    metadata = MetaData()
+    metadata.reflect(engine, only=["users", "api_tokens", "services", "carts", "cart_items", "payments"])
+    return metadata.tables
+
+
+def confirms_needed(rate: float, seconds: float) -> int:
+    """Payments one confirm row may use up: the expected peak rate over its length, with room to spare."""
+    return int(rate * seconds * 1.5) + 100
 
 
 def bench_txn(n: int) -> str:
@@ -39,12 +54,15 @@ def seed(url: str, out_dir: Path, *, gateway_secret: str, confirm_slices: dict[s
          batch: int = 5000) -> Seeded:
     """Seed one user, one service, carts with items and slots, and PENDING payments; write request files."""
     engine = create_engine(url)
+    table = app_tables(engine)
     now = datetime.now(UTC)
     user_id, service_id, token = str(uuid.uuid4()), str(uuid.uuid4()), secrets.token_urlsafe(32)
     slot_date, slot_time = date.today() + timedelta(days=30), time(10, 30)
     out_dir.mkdir(parents=True, exist_ok=True)
     files: dict[str, Path] = {}
     counter = iter(range(1, 10**9))
+    # Order ids are unique across the table: each seeding of one database (a round of bench --against) has its own.
+    order_prefix = f"order_bench_{secrets.token_hex(3)}"
 
     def cart_rows(n: int) -> list[dict]:
         return [dict(id=str(uuid.uuid4()), user_id=user_id, status="ACTIVE", selected_date=slot_date,
@@ -60,26 +78,27 @@ def seed(url: str, out_dir: Path, *, gateway_secret: str, confirm_slices: dict[s
             n = next(counter)
             rows.append(dict(transaction_id=bench_txn(n) if numbered else "TXN" + secrets.token_hex(6).upper(),
                              cart_id=c["id"], user_id=user_id, status="PENDING", amount=PRICE, currency="INR",
-                             provider_order_id=f"order_{'pgb' if numbered else 'bench'}_{n}", created_at=created_at, updated_at=created_at))
+                             provider_order_id=f"order_pgb_{n}" if numbered else f"{order_prefix}_{n}",
+                             created_at=created_at, updated_at=created_at))
         return rows
 
-    def put(conn, model, rows):
+    def put(conn, into, rows):
         for start in range(0, len(rows), batch):
-            conn.execute(insert(model), rows[start:start + batch])
+            conn.execute(insert(into), rows[start:start + batch])
 
     with engine.begin() as conn:
-        conn.execute(insert(User), [dict(id=user_id, email=f"bench-{user_id}@example.com", password_hash="!",
-                                          is_admin=False, created_at=now)])
-        conn.execute(insert(ApiToken), [dict(token_hash=hashlib.sha256(token.encode()).hexdigest(),
-                                              user_id=user_id, created_at=now)])
-        conn.execute(insert(Service), [dict(id=service_id, name="Bench", price=PRICE, duration_minutes=60,
-                                             created_at=now)])
+        conn.execute(insert(table["users"]), [dict(id=user_id, email=f"bench-{user_id}@example.com",
+                                                   password_hash="!", is_admin=False, created_at=now)])
+        conn.execute(insert(table["api_tokens"]), [dict(token_hash=hashlib.sha256(token.encode()).hexdigest(),
+                                                        user_id=user_id, created_at=now)])
+        conn.execute(insert(table["services"]), [dict(id=service_id, name="Bench", price=PRICE, duration_minutes=60,
+                                                      created_at=now)])
         counts = {}
         for name, n in confirm_slices.items():
             carts = cart_rows(n)
             payments = payment_rows(carts, now)
-            for model, rows in ((Cart, carts), (CartItem, item_rows(carts)), (Payment, payments)):
-                put(conn, model, rows)
+            for table_name, rows in (("carts", carts), ("cart_items", item_rows(carts)), ("payments", payments)):
+                put(conn, table[table_name], rows)
             files[name] = _write(out_dir / f"{name}.tsv", (
                 f"POST\t/api/payments/{p['transaction_id']}/confirm/\t" + json.dumps(
                     {"provider_payment_id": f"pay_{p['provider_order_id']}",
@@ -87,28 +106,28 @@ def seed(url: str, out_dir: Path, *, gateway_secret: str, confirm_slices: dict[s
                 for p in payments))
             counts[name] = n
         creatable = cart_rows(create_carts)
-        put(conn, Cart, creatable)
-        put(conn, CartItem, item_rows(creatable))
+        put(conn, table["carts"], creatable)
+        put(conn, table["cart_items"], item_rows(creatable))
         files["create"] = _write(out_dir / "create.tsv",
                                  (f"POST\t/api/payments/\t{json.dumps({'cart_id': c['id']})}" for c in creatable))
         blocked = cart_rows(delete_carts)
-        put(conn, Cart, blocked)
-        put(conn, CartItem, item_rows(blocked))
-        put(conn, Payment, payment_rows(blocked, now))
+        put(conn, table["carts"], blocked)
+        put(conn, table["cart_items"], item_rows(blocked))
+        put(conn, table["payments"], payment_rows(blocked, now))
         files["deletion_status"] = _write(out_dir / "deletion_status.tsv",
                                           (f"GET\t/api/cart/carts/{c['id']}/deletion_status/" for c in blocked))
         files["delete"] = _write(out_dir / "delete.tsv", (f"DELETE\t/api/cart/carts/{c['id']}/" for c in blocked))
         files["baseline"] = _write(out_dir / "baseline.tsv", ["GET\t/bench/baseline"])
         if pgbench_payments:
             carts = cart_rows(pgbench_payments)
-            put(conn, Cart, carts)
-            put(conn, CartItem, item_rows(carts))
+            put(conn, table["carts"], carts)
+            put(conn, table["cart_items"], item_rows(carts))
             counter = iter(range(1, 10**9))
-            put(conn, Payment, payment_rows(carts, now, numbered=True))
+            put(conn, table["payments"], payment_rows(carts, now, numbered=True))
         if stale_payments:
             carts = cart_rows(stale_payments)
-            put(conn, Cart, carts)
-            put(conn, Payment, payment_rows(carts, now - timedelta(minutes=timeout_minutes + 5)))
+            put(conn, table["carts"], carts)
+            put(conn, table["payments"], payment_rows(carts, now - timedelta(minutes=timeout_minutes + 5)))
         counts.update(create=create_carts, delete=delete_carts, pgbench=pgbench_payments, stale=stale_payments)
     if engine.dialect.name == "postgresql":
         with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:

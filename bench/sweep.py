@@ -13,7 +13,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench.run import BIN, ROOT, SECRET, Database, Server, cpu_check_ms, run_wrk
+from bench.stack import BIN, ROOT, SECRET, Database, Server, cpu_check_ms, run_wrk
 from bench.seed import seed
 
 SWEEP_SCRIPT = """
@@ -58,9 +58,7 @@ def main(argv=None) -> int:
         db = Database(False, workdir)
         server = None
         try:
-            env = {**os.environ, "DATABASE_URL": db.url, "SCHEDULER_ENABLED": "false"}
-            subprocess.run([str(BIN / "flask"), "--app", "web", "init-db"], cwd=ROOT, env=env, check=True,
-                           capture_output=True)
+            db.migrate()
             confirms = 1500 * args.seconds * 3
             seeded = seed(db.url, workdir, gateway_secret=SECRET,
                           confirm_slices={"confirm_quiet": confirms, "confirm_during": confirms},

@@ -1,4 +1,5 @@
-"""The benchmark harness still works: tiny runs of `bench.run`, `bench.sweep` and `bench.machines`.
+"""The benchmark harness still works: tiny runs of `bench.run` (alone and `--against` a commit), `bench.sweep`
+and `bench.machines`.
 
 Benchmarks are not tests; these check only that each command runs to the
 end and prints its table with every row answered as expected (no timing is
@@ -23,6 +24,8 @@ pytestmark = pytest.mark.e2e
 ROOT = Path(__file__).resolve().parents[2]
 TIMEOUT_SECONDS = 300
 ROW = re.compile(r"^\| (?P<name>[a-z_ ()0-9]+) \| (?P<conns>\d+) \| (?P<rps>\d+) \|.* \| (?P<errors>\d+) \|$", re.M)
+SIDE_BY_SIDE_ROW = re.compile(r"^\| (?P<checkout>[^|]+) \| (?P<name>baseline|confirm) \| (?P<conns>\d+) \| "
+                              r"(?P<rps>\d+) \|.* \| (?P<errors>\d+) \| (?P<by_round>[\d, ]+) \|$", re.M)
 
 
 def postgres_server_url() -> str | None:
@@ -79,6 +82,25 @@ def test_make_bench_smoke_on_postgresql():
         # The recorded SQL really confirms: a payment and its booking per transaction, none failed (pgbench
         # counts only what finished in time; a transaction cut off at the end may stop before its capture).
         assert 0 < counted <= confirmed <= started and failed == 0, output
+
+
+def test_make_bench_smoke_against_a_commit_measures_both_checkouts_in_alternating_rounds():
+    server = postgres_server_url()
+    if server is None:
+        skip_or_fail("the side-by-side benchmark needs TEST_DATABASE_URL=postgresql+psycopg://... (.ci/run sets it)")
+    needs_wrk()
+    output = run("bench.run", "--smoke", "--against", "HEAD", server=server)
+    rows = list(SIDE_BY_SIDE_ROW.finditer(output))
+    checkouts = {row["checkout"] for row in rows}
+    assert len(checkouts) == 2 and "working tree" in checkouts, output
+    assert sorted((row["checkout"], row["name"], row["conns"]) for row in rows) == sorted(
+        (checkout, name, conns) for checkout in checkouts for name in ("baseline", "confirm") for conns in ("1", "8"))
+    for row in rows:
+        assert int(row["rps"]) > 0 and row["errors"] == "0", (row.group(0), output)
+        assert len(row["by_round"].split(", ")) == 2, (row.group(0), output)
+    for conns in ("1 connection", "8 connections"):
+        assert re.search(rf"confirm req/s, working tree / HEAD \([0-9a-f]{{10}}\), at {conns}: [\d.]+ "
+                         r"\(by round: [\d.]+, [\d.]+\)", output), output
 
 
 def test_sweep_benchmark_smoke():
