@@ -26,7 +26,8 @@ from persistence.bookings import BookingView, booking_for_payment
 from persistence.db import db
 from persistence.errors import Conflict, InvalidSignature, NotFound
 from persistence.direct import DirectStatement
-from persistence.models import LIVE_ITEMS, Booking, Cart, CartItem, IdempotencyKey, Payment, Service
+from persistence.idempotency import claim_key
+from persistence.models import LIVE_ITEMS, Booking, Cart, CartItem, Payment, Service
 from persistence.rows import BookingRow, CartRow, PaymentRow
 from persistence.writer import CART, PAYMENT, Step, TransitionConflict, record_refusal, transition, \
     transition_together
@@ -90,8 +91,8 @@ def begin_payment(user_id: str, cart_id: str, *, currency: str, now: datetime, a
                   idempotency: tuple[str, str] | None = None) -> Payment:
     """Record a payment INITIATED for the caller's cart, claiming the idempotency key with it.
 
-    Raises IntegrityError (after rolling back) when a concurrent request
-    claimed the same key first.
+    An expired key is taken over (persistence/idempotency.py). Raises
+    IntegrityError (after rolling back) when another request holds the key.
     """
     cart = carts.find_cart(user_id, cart_id, for_update=True)
     if cart.status != CartStatus.ACTIVE:
@@ -108,8 +109,7 @@ def begin_payment(user_id: str, cart_id: str, *, currency: str, now: datetime, a
     db.session.flush()  # the key row refers to the payment: insert the payment first
     if idempotency is not None:
         key, request_hash = idempotency
-        db.session.add(IdempotencyKey(user_id=user_id, key=key, request_hash=request_hash,
-                                      transaction_id=payment.transaction_id, created_at=now))
+        claim_key(user_id, key, request_hash, payment.transaction_id, now=now)
     try:
         db.session.commit()
     except IntegrityError:
