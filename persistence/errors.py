@@ -10,13 +10,19 @@ class NotFound(Exception):
 
 
 class Conflict(Exception):
-    """The request is well formed but the current state refuses it (409)."""
+    """The request is well formed but the current state refuses it (409).
 
-    def __init__(self, reason: str, detail: str, error: str = "Conflict", **extra):
+    `retry_after_seconds` is set when the same request may succeed that much
+    later (the web layer sends it as Retry-After); `extra` goes into the body.
+    """
+
+    def __init__(self, reason: str, detail: str, error: str = "Conflict", *, retry_after_seconds: int | None = None,
+                 **extra):
         super().__init__(detail)
         self.reason = reason
         self.detail = detail
         self.error = error
+        self.retry_after_seconds = retry_after_seconds
         self.extra = extra
 
 

@@ -26,7 +26,8 @@ from persistence import carts, locks
 from persistence.bookings import BookingView, booking_for_payment
 from persistence.db import db
 from persistence.errors import Conflict, InvalidSignature, NotFound
-from persistence.models import Booking, Cart, IdempotencyKey, Payment
+from persistence.idempotency import claim_key
+from persistence.models import Booking, Cart, Payment
 from persistence.uow import UnitOfWork, unit_of_work
 from persistence.writer import CART, PAYMENT, TransitionConflict, record_refusal, transition
 
@@ -87,7 +88,8 @@ def begin_payment(user_id: str, cart_id: str, *, currency: str, now: datetime, a
                   idempotency: tuple[str, str] | None = None) -> Payment:
     """Record a payment INITIATED for the caller's cart, claiming the idempotency key with it.
 
-    Raises IntegrityError (rolled back) when a concurrent request claimed the same key first.
+    An expired key is taken over (persistence/idempotency.py). Raises
+    IntegrityError (rolled back) when another request holds the key.
     """
     with unit_of_work() as uow:
         cart = locks.lock_cart(user_id, cart_id)
@@ -105,8 +107,7 @@ def begin_payment(user_id: str, cart_id: str, *, currency: str, now: datetime, a
         if idempotency is not None:
             uow.session.flush()  # the key row refers to the payment: insert the payment first
             key, request_hash = idempotency
-            uow.session.add(IdempotencyKey(user_id=user_id, key=key, request_hash=request_hash,
-                                           transaction_id=payment.transaction_id, created_at=now))
+            claim_key(user_id, key, request_hash, payment.transaction_id, now=now)
         uow.commit()
     log.info("payment.created", transaction_id=payment.transaction_id, cart_id=cart_id, actor=actor)
     return payment

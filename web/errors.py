@@ -32,6 +32,14 @@ def error_response(status_code: int, error: str, detail: str, headers: dict | No
     return response
 
 
+def conflict_body(exc: Conflict | InvalidTransition | TransitionConflict) -> dict:
+    """The 409 envelope of a refusal by the current state, as the error handlers answer it."""
+    if isinstance(exc, Conflict):
+        return {"error": exc.error, "detail": exc.detail, "reason": exc.reason, **exc.extra}
+    return {"error": "Conflict", "detail": "The resource changed state while the request ran; re-read it.",
+            "reason": "state_conflict"}
+
+
 def field_errors(exc: ValidationError) -> dict[str, str]:
     """Pydantic's errors as {field: message}; a body-level error is under `body`."""
     fields: dict[str, str] = {}
@@ -71,15 +79,20 @@ def register(app: Flask) -> None:
         return error_response(401, "Unauthorized", "Wrong email or password.",
                               {"WWW-Authenticate": "Bearer"})
 
+    def refused(exc: Conflict | InvalidTransition | TransitionConflict, headers: dict | None = None):
+        body = conflict_body(exc)
+        return error_response(409, body.pop("error"), body.pop("detail"), headers, **body)
+
     @app.errorhandler(Conflict)
     def conflict(exc: Conflict):
-        return error_response(409, exc.error, exc.detail, reason=exc.reason, **exc.extra)
+        if exc.retry_after_seconds is None:
+            return refused(exc)
+        return refused(exc, {"Retry-After": str(exc.retry_after_seconds)})
 
     @app.errorhandler(InvalidTransition)
     @app.errorhandler(TransitionConflict)
     def lost_race(exc):
-        return error_response(409, "Conflict", "The resource changed state while the request ran; re-read it.",
-                              reason="state_conflict")
+        return refused(exc)
 
     @app.errorhandler(HTTPException)
     def http_error(exc: HTTPException):

@@ -94,7 +94,8 @@ ITEM_ID = _id("item_id", "item's id (UUID)")
 TXN = _id("transaction_id", "payment's transaction id (TXN + 12 letters/digits)")
 BOOKING_ID = _id("booking_id", "booking's id (UUID)")
 IDEMPOTENCY_KEY = Param("Idempotency-Key", "header", {"type": "string"}, False,
-                        "1-255 visible ASCII characters; the same key and body replay the first answer.")
+                        "1-255 visible ASCII characters, kept 24 hours; the same key and body replay the "
+                        "first answer (201, 409 or 502).")
 GATEWAY_SIGNATURE = Param("X-Gateway-Signature", "header", {"type": "string"}, True,
                           "hex(HMAC-SHA256(GATEWAY_WEBHOOK_SECRET, raw body)); missing or wrong is a 401.")
 CART_STATUS = Param("status", "query", {"type": "string", "enum": [s.value for s in CartStatus]}, False,
@@ -137,7 +138,12 @@ OPERATIONS: tuple[Operation, ...] = (
     Operation("get", "/api/cart/carts/{cart_id}/history/", "The cart's transitions, oldest first.", "carts", 200,
               Many(out.HistoryEntry), (401, 404, 503), params=(CART_ID,)),
     Operation("post", "/api/payments/", "Start a payment for the caller's cart.", "payments", 201, out.PaymentOut,
-              (400, 401, 404, 409, 413, 502, 503), body.NewPayment, params=(IDEMPOTENCY_KEY,)),
+              (400, 401, 404, 413, 502, 503), body.NewPayment, params=(IDEMPOTENCY_KEY,),
+              extra={409: (out.ConflictBody, "The cart cannot be paid for (`cart_not_active`, `cart_empty`, "
+                           "`booking_slot_missing`); the Idempotency-Key was used with another body "
+                           "(`idempotency_key_reused`); or the first request with it is still running "
+                           "(`idempotency_key_in_progress`, with Retry-After: 1). A 409 given after the "
+                           "payment was recorded is replayed like any other answer.", ("Retry-After",))}),
     Operation("get", "/api/payments/{transaction_id}/", "Show one of the caller's payments.", "payments", 200,
               out.PaymentOut, (401, 404, 503), params=(TXN,)),
     Operation("get", "/api/payments/{transaction_id}/history/",

@@ -77,6 +77,13 @@ def test_each_endpoint_documents_the_statuses_it_can_answer_with(client):
     assert statuses("delete", "/api/cart/carts/{cart_id}/") >= {"200", "401", "404", "409", "503"}
 
 
+def test_starting_a_payment_documents_the_retry_after_of_a_key_in_progress(client):
+    conflict = client.get("/openapi.json").json["paths"]["/api/payments/"]["post"]["responses"]["409"]
+
+    assert "idempotency_key_in_progress" in conflict["description"]
+    assert "Retry-After" in conflict["headers"]
+
+
 class DocumentedAnswers:
     """Checks real answers against the served document (as a fuzzer would) and against the models."""
 
