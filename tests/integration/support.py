@@ -3,12 +3,11 @@
 from contextlib import contextmanager
 from decimal import Decimal
 
-import psycopg
-import pytest
 from sqlalchemy import event, func, select
 
 from persistence.db import db
 from persistence.models import Cart, Payment, TransitionRecord
+from persistence.uow import unit_of_work
 from persistence.writer import CART, transition
 from tests.builders import confirm, make_cart, make_payment, register
 from web.config import DEV_GATEWAY_SECRET, DEV_WEBHOOK_SECRET
@@ -27,31 +26,18 @@ def snapshot(app) -> dict[str, list[tuple]]:
 
 @contextmanager
 def statements_failing(app, fragment: str, error: Exception):
-    """Every statement whose SQL contains `fragment` raises `error` before it reaches the database.
-
-    Both ways statements are sent: through SQLAlchemy (its cursor event) and
-    straight on psycopg's cursor (persistence/direct.py, PostgreSQL only).
-    """
-    def through_sqlalchemy(_conn, _cursor, statement, *_args):
+    """Every statement whose SQL contains `fragment` raises `error` before it reaches the database."""
+    def failing(_conn, _cursor, statement, *_args):
         if fragment in statement:
             raise error
 
-    original = psycopg.Cursor.execute
-
-    def straight_on_the_driver(cursor, query, *args, **kwargs):
-        if fragment in str(query):
-            raise error
-        return original(cursor, query, *args, **kwargs)
-
     with app.app_context():
         engine = db.engine
-    event.listen(engine, "before_cursor_execute", through_sqlalchemy)
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(psycopg.Cursor, "execute", straight_on_the_driver)
-        try:
-            yield
-        finally:
-            event.remove(engine, "before_cursor_execute", through_sqlalchemy)
+    event.listen(engine, "before_cursor_execute", failing)
+    try:
+        yield
+    finally:
+        event.remove(engine, "before_cursor_execute", failing)
 
 
 def count(app, model, *where) -> int:
@@ -78,10 +64,10 @@ def history_rows(app, entity: str, entity_id: str) -> list[tuple]:
 
 def delete_cart_directly(app, cart_id: str) -> None:
     """Put a cart in DELETED through the writer (the deletion endpoint is not under test here)."""
-    with app.app_context():
-        transition(db.session, CART, cart_id, "delete", observed="ACTIVE", actor="test", now=app.config["CLOCK"](),
+    with app.app_context(), unit_of_work() as uow:
+        transition(uow.session, CART, cart_id, "delete", observed="ACTIVE", actor="test", now=app.config["CLOCK"](),
                    facts={"fresh_open_payments": 0})
-        db.session.commit()
+        uow.commit()
 
 
 def set_service_price(app, service_id: str, price: str) -> None:
