@@ -7,19 +7,13 @@
 """
 
 import argparse
-import json
 import os
-import re
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-from sqlalchemy import create_engine, text
-
-from bench.pgbench_confirm import write_script
 from bench.seed import confirms_needed, seed
 from bench.side_by_side import compare
 from bench.stack import SECRET, Database, Server, cpu_check_ms, need, run_wrk, stop_cleanly_on_sigterm
@@ -31,38 +25,6 @@ SCENARIOS = [  # name, request file, expected status
     ("deletion_status", "deletion_status", 200),
     ("delete (409)", "delete", 409),
 ]
-
-
-def run_pgbench(db: Database, seeded, workdir: Path, clients: int, seconds: int) -> dict | None:
-    """pgbench running the SQL one confirm sends (recorded from a real one), each transaction another payment."""
-    pgbench = shutil.which("pgbench")
-    if pgbench is None or db.admin is None:
-        return None
-    engine = create_engine(db.url, isolation_level="AUTOCOMMIT")
-    with engine.connect() as conn:
-        conn.execute(text("CREATE SEQUENCE IF NOT EXISTS bench_seq"))
-    engine.dispose()
-    method, path, body = seeded.files["record"].read_text().splitlines()[0].split("\t")
-    confirmation = json.loads(body)
-    script = write_script(workdir / "pgbench_confirm.sql", db.url, seeded.token,
-                          (path.split("/")[3], confirmation["provider_payment_id"], confirmation["signature"]), SECRET)
-    out = subprocess.run([pgbench, "-n", "-M", "prepared", "-c", str(clients), "-j", "2", "-T", str(seconds),
-                          "-D", f"uid={seeded.user_id}", "-f", str(script), db.libpq_url],
-                         capture_output=True, text=True, timeout=seconds + 60)
-    match = re.search(r"tps = ([\d.]+)", out.stdout)
-    processed = re.search(r"number of transactions actually processed: (\d+)", out.stdout)
-    if match is None or processed is None:
-        print(out.stdout[-2000:], out.stderr[-2000:], file=sys.stderr)
-        return None
-    failed = re.search(r"number of failed transactions: (\d+)", out.stdout)
-    engine = create_engine(db.url)
-    with engine.connect() as conn:  # each transaction must really have confirmed a payment
-        confirmed = conn.scalar(text("SELECT count(*) FROM payments p JOIN bookings b USING (transaction_id) "
-                                     "WHERE left(p.provider_order_id, 10) = 'order_pgb_' AND p.status = 'SUCCESS'"))
-        started = conn.scalar(text("SELECT last_value FROM bench_seq"))
-    engine.dispose()
-    return {"tps": float(match.group(1)), "transactions": int(processed.group(1)), "started": started,
-            "confirmed": confirmed, "failed": int(failed.group(1)) if failed else 0}
 
 
 def main(argv=None) -> int:
@@ -98,12 +60,10 @@ def main(argv=None) -> int:
     try:
         db.migrate()
         per_level = confirms_needed(args.rate, args.seconds)
-        pgbench_seconds = max(1, int(args.seconds))
         started = time.monotonic()
         seeded = seed(db.url, workdir, gateway_secret=SECRET,
-                      confirm_slices={"record": 1, **{f"confirm_c{c}": per_level for c in levels}},
-                      create_carts=2000 if not args.smoke else 50, delete_carts=500 if not args.smoke else 20,
-                      pgbench_payments=0 if args.sqlite else int(6000 * pgbench_seconds * 1.5) + 100)
+                      confirm_slices={f"confirm_c{c}": per_level for c in levels},
+                      create_carts=2000 if not args.smoke else 50, delete_carts=500 if not args.smoke else 20)
         print(f"seeded {seeded.counts} in {time.monotonic() - started:.1f} s", file=sys.stderr)
         server = Server(db.url, args.workers, workdir / "gunicorn.log")
         rows = []
@@ -119,8 +79,7 @@ def main(argv=None) -> int:
         rss = server.worker_peak_rss_mb()
         server.stop()
         server = None
-        tps = run_pgbench(db, seeded, workdir, 8, pgbench_seconds)
-        print_report(args, rows, rss, tps, cpu_check_ms())
+        print_report(args, rows, rss, cpu_check_ms())
         return 0
     finally:
         if server is not None:
@@ -129,7 +88,7 @@ def main(argv=None) -> int:
         shutil.rmtree(workdir, ignore_errors=True)
 
 
-def print_report(args, rows, rss, pgbench, cpu_ms: float) -> None:
+def print_report(args, rows, rss, cpu_ms: float) -> None:
     database = "SQLite" if args.sqlite else "PostgreSQL"
     print(f"\n{database}, gunicorn {args.workers} sync workers, wrk {args.seconds:g} s per row, "
           f"{os.cpu_count()} CPUs; CPU check {cpu_ms:.0f} ms (a fixed Python loop; lower is faster)\n")
@@ -144,13 +103,6 @@ def print_report(args, rows, rss, pgbench, cpu_ms: float) -> None:
         confirm, baseline = by.get(("confirm", c)), by.get(("baseline", c))
         if confirm and baseline:
             print(f"confirm/baseline at {c} connections: {confirm['rps'] / baseline['rps']:.1%}")
-    confirm8 = by.get(("confirm", 8))
-    if pgbench:
-        print(f"pgbench, same SQL as one confirm, 8 clients: {pgbench['tps']:.0f} tps "
-              f"({pgbench['transactions']} transactions counted of {pgbench['started']} started, "
-              f"{pgbench['confirmed']} payments confirmed with their booking, {pgbench['failed']} failed)")
-        if confirm8:
-            print(f"confirm/pgbench at 8 connections: {confirm8['rps'] / pgbench['tps']:.1%}")
     if rss:
         print(f"peak RSS per worker: {', '.join(f'{mb:.0f} MB' for mb in rss)}")
 

@@ -40,17 +40,12 @@ def confirms_needed(rate: float, seconds: float) -> int:
     return int(rate * seconds * 1.5) + 100
 
 
-def bench_txn(n: int) -> str:
-    """Predictable ids for seeded payments (pgbench derives them from a sequence)."""
-    return f"TXNB{n:011d}"
-
-
 def _rows(n, make):
     return [make(i) for i in range(n)]
 
 
 def seed(url: str, out_dir: Path, *, gateway_secret: str, confirm_slices: dict[str, int], create_carts: int,
-         delete_carts: int, pgbench_payments: int = 0, stale_payments: int = 0, timeout_minutes: float = 30,
+         delete_carts: int, stale_payments: int = 0, timeout_minutes: float = 30,
          batch: int = 5000) -> Seeded:
     """Seed one user, one service, carts with items and slots, and PENDING payments; write request files."""
     engine = create_engine(url)
@@ -72,13 +67,13 @@ def seed(url: str, out_dir: Path, *, gateway_secret: str, confirm_slices: dict[s
         return [dict(id=str(uuid.uuid4()), cart_id=c["id"], service_id=service_id, quantity=1, unit_price=PRICE,
                      created_at=now) for c in carts]
 
-    def payment_rows(carts, created_at, numbered=False):
+    def payment_rows(carts, created_at):
         rows = []
         for c in carts:
             n = next(counter)
-            rows.append(dict(transaction_id=bench_txn(n) if numbered else "TXN" + secrets.token_hex(6).upper(),
+            rows.append(dict(transaction_id="TXN" + secrets.token_hex(6).upper(),
                              cart_id=c["id"], user_id=user_id, status="PENDING", amount=PRICE, currency="INR",
-                             provider_order_id=f"order_pgb_{n}" if numbered else f"{order_prefix}_{n}",
+                             provider_order_id=f"{order_prefix}_{n}",
                              created_at=created_at, updated_at=created_at))
         return rows
 
@@ -118,17 +113,11 @@ def seed(url: str, out_dir: Path, *, gateway_secret: str, confirm_slices: dict[s
                                           (f"GET\t/api/cart/carts/{c['id']}/deletion_status/" for c in blocked))
         files["delete"] = _write(out_dir / "delete.tsv", (f"DELETE\t/api/cart/carts/{c['id']}/" for c in blocked))
         files["baseline"] = _write(out_dir / "baseline.tsv", ["GET\t/bench/baseline"])
-        if pgbench_payments:
-            carts = cart_rows(pgbench_payments)
-            put(conn, table["carts"], carts)
-            put(conn, table["cart_items"], item_rows(carts))
-            counter = iter(range(1, 10**9))
-            put(conn, table["payments"], payment_rows(carts, now, numbered=True))
         if stale_payments:
             carts = cart_rows(stale_payments)
             put(conn, table["carts"], carts)
             put(conn, table["payments"], payment_rows(carts, now - timedelta(minutes=timeout_minutes + 5)))
-        counts.update(create=create_carts, delete=delete_carts, pgbench=pgbench_payments, stale=stale_payments)
+        counts.update(create=create_carts, delete=delete_carts, stale=stale_payments)
     if engine.dialect.name == "postgresql":
         with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
             conn.execute(text("ANALYZE"))

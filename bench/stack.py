@@ -66,10 +66,6 @@ class Database:
             conn.execute(text(f'CREATE DATABASE "{self.name}"'))
         self.url = make_url(server).set(database=self.name).render_as_string(hide_password=False)
 
-    @property
-    def libpq_url(self) -> str:
-        return self.url.replace("postgresql+psycopg://", "postgresql://")
-
     def migrate(self, checkout: Path = ROOT) -> None:
         """Create the schema with the checkout's own migrations: schemas may differ between commits."""
         done = subprocess.run([str(BIN / "flask"), "--app", "web", "init-db"], cwd=checkout,

@@ -3,7 +3,6 @@
 import hashlib
 import secrets
 import time
-import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -11,6 +10,7 @@ from sqlalchemy import bindparam, select
 from sqlalchemy.exc import IntegrityError
 from werkzeug.security import check_password_hash, generate_password_hash
 
+from machines.ids import new_uuid
 from persistence import login_throttle
 from persistence.db import db
 from persistence.errors import BadCredentials, Conflict
@@ -34,7 +34,7 @@ DEFAULT_HASH_METHOD = "scrypt"
 
 def _new_user(email: str, password: str, *, now: datetime, is_admin: bool, hash_method: str) -> User:
     # Hashing takes ~100 ms: done before the unit of work, which on SQLite holds the write lock.
-    return User(id=str(uuid.uuid4()), email=normalise_email(email),
+    return User(id=new_uuid(), email=normalise_email(email),
                 password_hash=generate_password_hash(password, method=hash_method), is_admin=is_admin,
                 created_at=now)
 

@@ -4,7 +4,6 @@ Every edit is one unit of work that locks the cart row first (persistence/locks.
 so an edit and a payment of the same cart run one after the other.
 """
 
-import uuid
 from dataclasses import dataclass
 from datetime import date, datetime, time
 from decimal import Decimal
@@ -12,6 +11,7 @@ from decimal import Decimal
 from sqlalchemy import bindparam, exists, func, select
 
 from machines import CART_MACHINE, OPEN_PAYMENT_STATES, CartStatus
+from machines.ids import new_uuid
 from persistence import locks
 from persistence.db import db
 from persistence.errors import Conflict, InvalidFields, NotFound
@@ -89,7 +89,7 @@ def lock_editable_cart(user_id: str, cart_id: str) -> Cart:
 
 
 def create_cart(user_id: str, selected_date: date | None, selected_time: time | None, *, now: datetime) -> CartView:
-    cart = Cart(id=str(uuid.uuid4()), user_id=user_id, status=CART_MACHINE.initial.value,
+    cart = Cart(id=new_uuid(), user_id=user_id, status=CART_MACHINE.initial.value,
                 selected_date=selected_date, selected_time=selected_time, created_at=now, updated_at=now)
     with unit_of_work() as uow:
         uow.session.add(cart)
@@ -133,7 +133,7 @@ def add_item(user_id: str, cart_id: str, service_id: str, quantity: int, *, now:
         item = uow.session.scalar(
             select(CartItem).where(CartItem.cart_id == cart_id, CartItem.service_id == service_id, LIVE_ITEMS))
         if item is None:
-            item = CartItem(id=str(uuid.uuid4()), cart_id=cart_id, service_id=service_id, quantity=0,
+            item = CartItem(id=new_uuid(), cart_id=cart_id, service_id=service_id, quantity=0,
                             unit_price=service.price, created_at=now)
             uow.session.add(item)
         if item.quantity + quantity > MAX_QUANTITY:

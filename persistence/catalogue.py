@@ -1,11 +1,11 @@
 """The services a customer can book."""
 
-import uuid
 from datetime import datetime
 from decimal import Decimal
 
 from sqlalchemy import select
 
+from machines.ids import new_uuid
 from persistence.db import db
 from persistence.models import Service
 from persistence.uow import unit_of_work
@@ -16,7 +16,7 @@ def list_services() -> list[Service]:
 
 
 def create_service(name: str, price: Decimal, duration_minutes: int, *, now: datetime) -> Service:
-    service = Service(id=str(uuid.uuid4()), name=name, price=price, duration_minutes=duration_minutes,
+    service = Service(id=new_uuid(), name=name, price=price, duration_minutes=duration_minutes,
                       created_at=now)
     with unit_of_work() as uow:
         uow.session.add(service)

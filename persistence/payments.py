@@ -9,9 +9,6 @@ refusal, because a customer charged for a payment we no longer take must
 never be forgotten.
 """
 
-import secrets
-import string
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -22,6 +19,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from machines import BookingStatus, CartStatus, InvalidTransition, PaymentStatus, is_open
+from machines.ids import new_transaction_id, new_uuid
 from persistence import carts, locks
 from persistence.bookings import BookingView, booking_for_payment
 from persistence.db import db
@@ -32,13 +30,6 @@ from persistence.uow import UnitOfWork, unit_of_work
 from persistence.writer import CART, PAYMENT, TransitionConflict, record_refusal, transition
 
 log = structlog.get_logger()
-
-_TXN_ALPHABET = string.ascii_uppercase + string.digits
-
-
-def new_transaction_id() -> str:
-    return "TXN" + "".join(secrets.choice(_TXN_ALPHABET) for _ in range(12))
-
 
 @dataclass(frozen=True)
 class PaymentView:
@@ -205,7 +196,7 @@ def _capture(uow: UnitOfWork, cart: Cart, payments: list[Payment], payment: Paym
         if sibling is not payment and is_open(sibling.status):
             transition(uow.session, PAYMENT, sibling.transaction_id, "supersede", observed=sibling.status,
                        actor=actor, now=now, loaded=sibling)
-    booking = Booking(id=str(uuid.uuid4()), cart_id=cart.id, transaction_id=payment.transaction_id,
+    booking = Booking(id=new_uuid(), cart_id=cart.id, transaction_id=payment.transaction_id,
                       user_id=payment.user_id, status=BookingStatus.CONFIRMED.value,
                       selected_date=cart.selected_date, selected_time=cart.selected_time, total=payment.amount,
                       created_at=now)

@@ -8,17 +8,13 @@ caller without one gets 401 whatever the path holds (SPEC §2); every other
 request is checked app-wide, first.
 """
 
-import re
-
 from flask import Blueprint, Flask, request
 
+from machines.ids import is_transaction_id, is_uuid
 from persistence.errors import NotFound
 
-# Used with fullmatch: `$` would also match before a final newline ("%0A" in a path).
-_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
-_TXN = re.compile(r"TXN[A-Z0-9]{12}")
-_FORMS = {"cart_id": ("cart", _UUID), "item_id": ("item", _UUID), "booking_id": ("booking", _UUID),
-          "transaction_id": ("payment", _TXN)}
+_FORMS = {"cart_id": ("cart", is_uuid), "item_id": ("item", is_uuid), "booking_id": ("booking", is_uuid),
+          "transaction_id": ("payment", is_transaction_id)}
 # Blueprints that check their own path ids, in a hook after their authentication.
 _CHECKED_BY_BLUEPRINT: set[str] = set()
 
@@ -26,8 +22,8 @@ _CHECKED_BY_BLUEPRINT: set[str] = set()
 def _check_path_ids() -> None:
     for name, value in (request.view_args or {}).items():
         if name in _FORMS:
-            what, form = _FORMS[name]
-            if not form.fullmatch(value):
+            what, well_formed = _FORMS[name]
+            if not well_formed(value):
                 raise NotFound(what)
 
 

@@ -74,14 +74,6 @@ def test_make_bench_smoke_on_postgresql():
     output = run("bench.run", "--smoke", server=server)
     assert output.lstrip().startswith("PostgreSQL, gunicorn 2 sync workers")
     assert_every_endpoint_answered(output)
-    if shutil.which("pgbench"):
-        pgbench = re.search(r"pgbench, same SQL as one confirm, 8 clients: \d+ tps \((\d+) transactions counted of "
-                            r"(\d+) started, (\d+) payments confirmed with their booking, (\d+) failed\)", output)
-        assert pgbench, output
-        counted, started, confirmed, failed = map(int, pgbench.groups())
-        # The recorded SQL really confirms: a payment and its booking per transaction, none failed (pgbench
-        # counts only what finished in time; a transaction cut off at the end may stop before its capture).
-        assert 0 < counted <= confirmed <= started and failed == 0, output
 
 
 def test_make_bench_smoke_against_a_commit_measures_both_checkouts_in_alternating_rounds():
