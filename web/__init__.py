@@ -12,8 +12,7 @@ from web import accounts_api, bookings_api, carts_api, cli, errors, logs, paymen
 from web import cart_deletion_api, ops_api, path_ids
 from web.config import load
 from web.gateway import OfflineGateway
-
-MAX_BODY_BYTES = 64 * 1024
+from web.requests import MAX_BODY_BYTES
 
 
 def create_app(config: Mapping | None = None) -> Flask:

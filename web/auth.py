@@ -10,6 +10,8 @@ _UNAUTHORIZED = {"WWW-Authenticate": "Bearer"}
 
 
 def _authenticate() -> None:
+    if request.method == "OPTIONS":  # answered by Flask with the route's Allow header; it reveals nothing
+        return
     scheme, _, token = request.headers.get("Authorization", "").partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise ApiError(401, "Unauthorized", "Send Authorization: Bearer <token>.", headers=_UNAUTHORIZED)

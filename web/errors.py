@@ -1,7 +1,7 @@
 """One JSON error envelope for every error, Werkzeug's included."""
 
 import structlog
-from flask import Flask, jsonify
+from flask import Flask, jsonify, request
 from pydantic import ValidationError
 from sqlalchemy.exc import OperationalError
 from werkzeug.exceptions import HTTPException
@@ -100,6 +100,14 @@ def register(app: Flask) -> None:
         if exc.code == 405 and exc.valid_methods:
             headers["Allow"] = ", ".join(exc.valid_methods)
         return error_response(exc.code or 500, exc.name, exc.description or exc.name, headers)
+
+    @app.after_request
+    def options_without_html(response):
+        # Flask answers OPTIONS itself with 200 and an empty text/html body: say the same with no body at all.
+        if request.method == "OPTIONS" and response.status_code == 200 and not response.get_data():
+            response.status_code = 204
+            del response.headers["Content-Type"]
+        return response
 
     @app.after_request
     def json_redirect(response):

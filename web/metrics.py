@@ -48,7 +48,12 @@ SWEEP_LAST_SUCCESS = Gauge("payment_sweep_last_success_timestamp_seconds",
                            "Unix time of the last sweep that finished without error.", multiprocess_mode="max")
 
 
+# Label values come from closed sets only: a method a client makes up must not make a new series.
+KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+
+
 def observe_request(endpoint: str, method: str, status: int, seconds: float) -> None:
+    method = method if method in KNOWN_METHODS else "other"
     REQUEST_LATENCY.labels(endpoint, method, str(status)).observe(seconds)
 
 

@@ -2,11 +2,12 @@
 
 from flask import Blueprint, current_app, request
 from pydantic import ValidationError
+from werkzeug.exceptions import MethodNotAllowed
 
 from persistence.webhooks import handle_event
 from web.clock import now
 from web.errors import ApiError, field_errors
-from web.requests import json_object
+from web.requests import json_object, raw_body
 from web.schemas import GatewayEvent
 
 bp = Blueprint("webhooks", __name__, url_prefix="/api/payments")
@@ -15,7 +16,7 @@ bp = Blueprint("webhooks", __name__, url_prefix="/api/payments")
 @bp.post("/webhook/")
 def webhook():
     """Apply a signed gateway event once; 200 whenever it is recorded, whatever its outcome."""
-    raw = request.get_data(cache=True)
+    raw = raw_body()
     signature = request.headers.get("X-Gateway-Signature", "")
     if not signature or not current_app.extensions["gateway"].verify_webhook(raw, signature):
         raise ApiError(401, "Unauthorized", "Missing or invalid X-Gateway-Signature.")
@@ -27,3 +28,9 @@ def webhook():
     outcome = handle_event(event.event_id, event.event, event.provider_order_id, event.provider_payment_id,
                            now=now())
     return {"event_id": event.event_id, "outcome": outcome}
+
+
+@bp.route("/webhook/", methods=["GET", "HEAD", "PUT", "PATCH", "DELETE"])
+def webhook_other_methods():
+    """Only POST: claimed here, or `/api/payments/<transaction_id>/` would take the path as a payment id."""
+    raise MethodNotAllowed(valid_methods=["POST", "OPTIONS"])
