@@ -12,6 +12,7 @@ from sqlalchemy import bindparam, exists, func, select
 
 from machines import CART_MACHINE, OPEN_PAYMENT_STATES, CartStatus
 from machines.ids import new_uuid
+from machines.money import MAX_AMOUNT, too_large
 from persistence import locks
 from persistence.db import db
 from persistence.errors import Conflict, InvalidFields, NotFound
@@ -127,6 +128,7 @@ def add_item(user_id: str, cart_id: str, service_id: str, quantity: int, *, now:
     """Add a service, or add to its quantity when it is already in the cart."""
     with unit_of_work() as uow:
         cart = lock_editable_cart(user_id, cart_id)
+        _, total = cart_total(cart_id)
         service = uow.session.get(Service, service_id)
         if service is None:
             raise InvalidFields({"service_id": "Unknown service."})
@@ -139,6 +141,8 @@ def add_item(user_id: str, cart_id: str, service_id: str, quantity: int, *, now:
         if item.quantity + quantity > MAX_QUANTITY:
             raise InvalidFields({"quantity": f"The cart would hold {item.quantity + quantity} of this service; "
                                              f"at most {MAX_QUANTITY} are allowed."})
+        if too_large(item.unit_price * (item.quantity + quantity)) or too_large(total + item.unit_price * quantity):
+            raise amount_too_large()
         item.quantity += quantity
         cart.updated_at = now
         uow.commit()
@@ -156,6 +160,10 @@ def remove_item(user_id: str, cart_id: str, item_id: str, *, now: datetime) -> C
         cart.updated_at = now
         uow.commit()
     return view(cart)
+
+
+def amount_too_large() -> Conflict:
+    return Conflict("amount_too_large", f"The line or the cart total would exceed {MAX_AMOUNT}; nothing changed.")
 
 
 def cart_total(cart_id: str) -> tuple[int, Decimal]:

@@ -20,6 +20,7 @@ from sqlalchemy.exc import IntegrityError
 
 from machines import BookingStatus, CartStatus, InvalidTransition, PaymentStatus, is_open
 from machines.ids import new_transaction_id, new_uuid
+from machines.money import too_large
 from persistence import carts, locks
 from persistence.bookings import BookingView, booking_for_payment
 from persistence.db import db
@@ -91,6 +92,8 @@ def begin_payment(user_id: str, cart_id: str, *, currency: str, now: datetime, a
             raise Conflict("cart_empty", "The cart has no items to pay for.")
         if cart.selected_date is None or cart.selected_time is None:
             raise Conflict("booking_slot_missing", "Choose selected_date and selected_time before paying.")
+        if too_large(total):
+            raise carts.amount_too_large()
         payment = Payment(transaction_id=new_transaction_id(), cart_id=cart_id, user_id=user_id,
                           status=PAYMENT.machine.initial.value, amount=total, currency=currency,
                           created_at=now, updated_at=now)
