@@ -18,7 +18,7 @@ from persistence.db import db
 from persistence.errors import Conflict
 from persistence.models import IdempotencyKey
 from web.gateway import GatewayError, PaymentGateway
-from web.serializers import payment_json
+from web.responses import payment_json
 
 IN_FLIGHT_WAIT_SECONDS = 5.0
 # A sync worker is killed after gunicorn's 30 s timeout: a key still unanswered this long after it was
