@@ -1,9 +1,9 @@
 """A test client that holds every answer of the suite to the served OpenAPI document.
 
-The document's response schemas come from `web/openapi_models.py`, the answers
-from `web/serializers.py`; with this client every answer of every test (not a
-sample) must have a documented status and match its schema, so the two cannot
-drift apart unnoticed.
+The answers are built from the models of `web/responses.py`, and the document
+is generated from the same models; with this client every answer of every test
+(not a sample) must also have a documented status and match its schema, so a
+view that answers outside its model (an error, a hand-built body) is caught.
 """
 
 import re

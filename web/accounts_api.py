@@ -9,6 +9,7 @@ from persistence.login_throttle import TooManyFailures
 from web.clock import now
 from web.errors import ApiError
 from web.requests import parse
+from web.responses import Registered, Token
 from web.schemas import Credentials, Registration
 
 bp = Blueprint("accounts", __name__, url_prefix="/api/auth")
@@ -20,7 +21,7 @@ def register():
     body = parse(Registration)
     user, token = accounts.register(body.email, body.password, now=now(),
                                     hash_method=current_app.config["PASSWORD_HASH_METHOD"])
-    return {"user_id": user.id, "email": user.email, "token": token}, 201
+    return Registered(user_id=user.id, email=user.email, token=token).body(), 201
 
 
 @bp.post("/token")
@@ -37,4 +38,4 @@ def token():
         raise ApiError(429, "Too Many Requests", "Too many failed logins for this email or address; retry in "
                        f"{exc.retry_after_seconds} seconds.", headers={"Retry-After": str(exc.retry_after_seconds)},
                        reason="too_many_failed_logins") from None
-    return {"token": token}
+    return Token(token=token).body()

@@ -4,7 +4,7 @@ from flask import Blueprint
 
 from persistence import bookings
 from web.auth import current_user, require_token
-from web.serializers import booking_json
+from web.responses import booking_json
 
 bp = require_token(Blueprint("bookings", __name__, url_prefix="/api/bookings"))
 

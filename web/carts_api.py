@@ -10,7 +10,7 @@ from web.auth import current_user, require_token
 from web.clock import now
 from web.requests import parse
 from web.schemas import Empty, NewItem, Slot
-from web.serializers import cart_json, history_json
+from web.responses import cart_json, history_json
 
 bp = require_token(Blueprint("carts", __name__, url_prefix="/api/cart/carts"))
 

@@ -23,7 +23,7 @@ from persistence.models import Payment
 from persistence.writer import TransitionConflict
 from web.errors import conflict_body
 from web.gateway import GatewayError, PaymentGateway
-from web.serializers import payment_json
+from web.responses import payment_json
 
 # A sync worker is killed after gunicorn's 30 s timeout, and every answer given once the payment is recorded
 # is kept: a key still unanswered this long after it was claimed belongs to a request that died between

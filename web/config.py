@@ -1,10 +1,18 @@
-"""Configuration from the environment, overridable by the factory's `config` dict."""
+"""Configuration from the environment, overridable by the factory's `config` dict.
+
+`Settings` declares every setting of SPEC §4 once: its name (the environment
+variable's), its type, its bounds and its default. Pydantic parses the
+environment's strings; a value it refuses stops the app with a ConfigError
+that names the setting and says what it must be (the field's description).
+"""
 
 import os
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
-from decimal import Decimal
 from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
 
 DEV_GATEWAY_SECRET = "dev-gateway-secret"
 DEV_WEBHOOK_SECRET = "dev-webhook-secret"
@@ -14,6 +22,8 @@ DEV_WEBHOOK_SECRET = "dev-webhook-secret"
 MAX_MINUTES = 52_560_000
 # The same span for SWEEP_INTERVAL_SECONDS: APScheduler's first run time, "now + interval", overflows far past it.
 MAX_SECONDS = MAX_MINUTES * 60
+# Given only through the factory's `config`, never read from the environment.
+FACTORY_ONLY = frozenset({"CLOCK", "PASSWORD_HASH_METHOD"})
 
 
 class ConfigError(ValueError):
@@ -24,49 +34,50 @@ def utc_now() -> datetime:
     return datetime.now(UTC)
 
 
-def _positive_number(name: str, raw) -> float:
-    try:
-        value = float(Decimal(str(raw)))
-    except ArithmeticError:
-        raise ConfigError(f"{name} must be a positive number, not {raw!r}") from None
-    if not value > 0 or value == float("inf"):
-        raise ConfigError(f"{name} must be a positive number, not {raw!r}")
-    return value
+def _psycopg_driver(url: str | None) -> str | None:
+    if url and url.startswith(("postgres://", "postgresql://")):
+        raise ValueError("PostgreSQL needs the psycopg driver")
+    return url
 
 
-def _minutes(name: str, raw) -> float:
-    value = _positive_number(name, raw)
-    if value > MAX_MINUTES:
-        raise ConfigError(f"{name} must be at most {MAX_MINUTES} minutes (about 100 years), not {raw!r}")
-    return value
+def _span(longest: int, unit: str):
+    return Field(gt=0, le=longest, allow_inf_nan=False, description=f"a positive number of {unit}")
 
 
-def _seconds(name: str, raw) -> float:
-    value = _positive_number(name, raw)
-    if value > MAX_SECONDS:
-        raise ConfigError(f"{name} must be at most {MAX_SECONDS} seconds (about 100 years), not {raw!r}")
-    return value
+Minutes = Annotated[float, _span(MAX_MINUTES, "minutes")]
+Seconds = Annotated[float, _span(MAX_SECONDS, "seconds")]
+Count = Annotated[int, Field(ge=1, description="a positive whole number")]
 
 
-def _positive_int(name: str, raw) -> int:
-    try:
-        value = int(str(raw))
-    except ValueError:
-        raise ConfigError(f"{name} must be a positive whole number, not {raw!r}") from None
-    if value < 1:
-        raise ConfigError(f"{name} must be a positive whole number, not {raw!r}")
-    return value
+class Settings(BaseModel):
+    """Every setting, named as its environment variable."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore", validate_default=True)
+
+    DATABASE_URL: Annotated[str | None, AfterValidator(_psycopg_driver)] = Field(
+        None, description="a SQLAlchemy URL; PostgreSQL's must start with postgresql+psycopg://")
+    PAYMENT_TIMEOUT_MINUTES: Minutes = 30
+    SWEEP_INTERVAL_SECONDS: Seconds = 60
+    # Pydantic's booleans: 1/0, true/false, yes/no, on/off, t/f, y/n in any case.
+    SCHEDULER_ENABLED: bool = Field(True, description="true or false")
+    GATEWAY_SECRET: str = DEV_GATEWAY_SECRET
+    GATEWAY_WEBHOOK_SECRET: str = DEV_WEBHOOK_SECRET
+    CURRENCY: str = "INR"
+    LOG_FORMAT: Literal["json", "console"] = Field("json", description="json or console")
+    LOGIN_MAX_FAILURES_PER_EMAIL: Count = 5
+    LOGIN_MAX_FAILURES_PER_ADDRESS: Count = 50
+    LOGIN_FAILURE_WINDOW_MINUTES: Minutes = 15
+    CLOCK: Callable[[], datetime] = Field(utc_now, description="a callable returning an aware UTC datetime")
+    # Tests pass a cheap method through the factory.
+    PASSWORD_HASH_METHOD: str = "scrypt"
 
 
-def _flag(name: str, raw) -> bool:
-    if isinstance(raw, bool):
-        return raw
-    text = str(raw).strip().lower()
-    if text in {"1", "true", "yes", "on"}:
-        return True
-    if text in {"0", "false", "no", "off", ""}:
-        return False
-    raise ConfigError(f"{name} must be true or false, not {raw!r}")
+def _refusal(error: dict) -> str:
+    """`NAME must be <what the field's description says>, not <the value given>` (or its bound, if past it)."""
+    name = str(error["loc"][0])
+    bound = (error.get("ctx") or {}).get("le")
+    must = f"at most {bound:.15g}" if error["type"] == "less_than_equal" else Settings.model_fields[name].description
+    return f"{name} must be {must}, not {error['input']!r}"
 
 
 def default_database_url(instance_path: str) -> str:
@@ -76,37 +87,11 @@ def default_database_url(instance_path: str) -> str:
 def load(instance_path: str, overrides: Mapping | None = None, environ: Mapping = os.environ) -> dict:
     """Read every setting of SPEC §4; keys in `overrides` win over the environment."""
     overrides = dict(overrides or {})
-
-    def raw(name, default):
-        return overrides.get(name, environ.get(name, default))
-
-    url = raw("DATABASE_URL", None) or default_database_url(instance_path)
-    if url.startswith(("postgres://", "postgresql://")):
-        raise ConfigError("DATABASE_URL for PostgreSQL must start with postgresql+psycopg://")
-    log_format = raw("LOG_FORMAT", "json")
-    if log_format not in {"json", "console"}:
-        raise ConfigError(f"LOG_FORMAT must be json or console, not {log_format!r}")
-    clock: Callable[[], datetime] = overrides.get("CLOCK", utc_now)
-    if not callable(clock):
-        raise ConfigError("CLOCK must be a zero-argument callable returning an aware UTC datetime")
-    settings = {
-        "DATABASE_URL": url,
-        "PAYMENT_TIMEOUT_MINUTES": _minutes("PAYMENT_TIMEOUT_MINUTES", raw("PAYMENT_TIMEOUT_MINUTES", 30)),
-        "SWEEP_INTERVAL_SECONDS": _seconds("SWEEP_INTERVAL_SECONDS", raw("SWEEP_INTERVAL_SECONDS", 60)),
-        "SCHEDULER_ENABLED": _flag("SCHEDULER_ENABLED", raw("SCHEDULER_ENABLED", "true")),
-        "GATEWAY_SECRET": raw("GATEWAY_SECRET", DEV_GATEWAY_SECRET),
-        "GATEWAY_WEBHOOK_SECRET": raw("GATEWAY_WEBHOOK_SECRET", DEV_WEBHOOK_SECRET),
-        "CURRENCY": raw("CURRENCY", "INR"),
-        "LOG_FORMAT": log_format,
-        "LOGIN_MAX_FAILURES_PER_EMAIL": _positive_int("LOGIN_MAX_FAILURES_PER_EMAIL",
-                                                      raw("LOGIN_MAX_FAILURES_PER_EMAIL", 5)),
-        "LOGIN_MAX_FAILURES_PER_ADDRESS": _positive_int("LOGIN_MAX_FAILURES_PER_ADDRESS",
-                                                        raw("LOGIN_MAX_FAILURES_PER_ADDRESS", 50)),
-        "LOGIN_FAILURE_WINDOW_MINUTES": _minutes("LOGIN_FAILURE_WINDOW_MINUTES",
-                                                 raw("LOGIN_FAILURE_WINDOW_MINUTES", 15)),
-        "CLOCK": clock,
-        # Not an environment setting: tests pass a cheap method through the factory.
-        "PASSWORD_HASH_METHOD": overrides.get("PASSWORD_HASH_METHOD", "scrypt"),
-    }
+    given = {name: environ[name] for name in Settings.model_fields.keys() - FACTORY_ONLY if name in environ}
+    try:
+        settings = Settings.model_validate({**given, **overrides})
+    except ValidationError as exc:
+        raise ConfigError("; ".join(_refusal(error) for error in exc.errors())) from None
     # Anything else given to the factory (test hooks such as GATEWAY) passes through.
-    return {**overrides, **settings}
+    return {**overrides, **dict(settings),
+            "DATABASE_URL": settings.DATABASE_URL or default_database_url(instance_path)}

@@ -1,19 +1,36 @@
 """The OpenAPI 3.1 document, built from the pydantic models the code validates and answers with.
 
-Every operation of SPEC §3 is one `Operation` below: its request model (from
-web/schemas.py), its answer (from web/openapi_models.py) and every other
-status it can answer with. Nothing here is hand-written JSON Schema: the
-schemas come from `model_json_schema` through `models_json_schema`.
+Every operation of SPEC §3 is one `Operation` below: its view (whose
+docstring is the summary), its request model (web/schemas.py), its answer
+(web/responses.py) and every other status it can answer with. Nothing here is
+hand-written JSON Schema: the schemas come from `models_json_schema`.
 """
 
+import inspect
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from flask import Blueprint, current_app
 from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
 from machines import CartStatus
-from web import openapi_models as out
+from web import accounts_api, bookings_api, cart_deletion_api, carts_api, ops_api, payments_api, services_api
+from web import responses as out
 from web import schemas as body
+from web import webhooks_api
+
+bp = Blueprint("openapi", __name__)
+
+
+@bp.get("/openapi.json")
+def openapi():
+    """This document: every endpoint, its request and its answers."""
+    document = current_app.extensions.get("openapi")
+    if document is None:
+        document = current_app.extensions["openapi"] = build_document()
+    return document
+
 
 REF = "#/components/schemas/{model}"
 
@@ -50,7 +67,7 @@ class Param:
 class Operation:
     method: str
     path: str
-    summary: str
+    view: Callable
     tag: str
     ok: int
     answer: Shape
@@ -61,6 +78,16 @@ class Operation:
     params: tuple[Param, ...] = ()
     # Extra answers of this operation only: status -> (shape, description, headers).
     extra: dict = field(default_factory=dict)
+
+    @property
+    def summary(self) -> str:
+        """The first line of the view's docstring."""
+        return inspect.getdoc(self.view).partition("\n")[0]
+
+    @property
+    def description(self) -> str:
+        """The rest of the view's docstring, if any."""
+        return inspect.getdoc(self.view).partition("\n")[2].strip()
 
     @property
     def operation_id(self) -> str:
@@ -104,68 +131,64 @@ CART_STATUS = Param("status", "query", {"type": "string", "enum": [s.value for s
 W = (400, 401, 404, 409, 413, 503)  # a write on an owned resource
 
 OPERATIONS: tuple[Operation, ...] = (
-    Operation("post", "/api/auth/register", "Create an account and return its first token.", "auth", 201,
-              out.Registered, (400, 409, 413, 503), body.Registration, auth=False),
-    Operation("post", "/api/auth/token", "Exchange email and password for a new bearer token.", "auth", 200,
-              out.Token, (400, 401, 413, 429, 503), body.Credentials, auth=False),
-    Operation("get", "/api/services/", "List every bookable service.", "catalogue", 200, Many(out.ServiceOut),
-              (503,), auth=False),
-    Operation("post", "/api/services/", "Add a service to the catalogue (admins only).", "catalogue", 201,
-              out.ServiceOut, (400, 401, 403, 413, 503), body.NewService),
-    Operation("post", "/api/cart/carts/", "Create an empty cart, optionally with its slot.", "carts", 201,
-              out.CartOut, (400, 401, 413, 503), body.Slot, body_required=False),
-    Operation("get", "/api/cart/carts/", "List the caller's carts that are not DELETED.", "carts", 200,
-              Many(out.CartOut), (400, 401, 503), params=(CART_STATUS,)),
-    Operation("get", "/api/cart/carts/{cart_id}/", "Show one of the caller's carts.", "carts", 200, out.CartOut,
-              (401, 404, 503), params=(CART_ID,)),
-    Operation("patch", "/api/cart/carts/{cart_id}/", "Choose or change the booking slot.", "carts", 200,
-              out.CartOut, W, body.Slot, params=(CART_ID,)),
-    Operation("delete", "/api/cart/carts/{cart_id}/",
-              "Delete the cart (stale open payments are cancelled first).", "cart deletion", 200, out.CartDeleted,
-              (400, 401, 404, 413, 503), body.Empty, body_required=False, params=(CART_ID,),
+    Operation("post", "/api/auth/register", accounts_api.register, "auth", 201, out.Registered,
+              (400, 409, 413, 503), body.Registration, auth=False),
+    Operation("post", "/api/auth/token", accounts_api.token, "auth", 200, out.Token, (400, 401, 413, 429, 503),
+              body.Credentials, auth=False),
+    Operation("get", "/api/services/", services_api.list_services, "catalogue", 200, Many(out.ServiceOut), (503,),
+              auth=False),
+    Operation("post", "/api/services/", services_api.create_service, "catalogue", 201, out.ServiceOut,
+              (400, 401, 403, 413, 503), body.NewService),
+    Operation("post", "/api/cart/carts/", carts_api.create_cart, "carts", 201, out.CartOut, (400, 401, 413, 503),
+              body.Slot, body_required=False),
+    Operation("get", "/api/cart/carts/", carts_api.list_carts, "carts", 200, Many(out.CartOut), (400, 401, 503),
+              params=(CART_STATUS,)),
+    Operation("get", "/api/cart/carts/{cart_id}/", carts_api.get_cart, "carts", 200, out.CartOut, (401, 404, 503),
+              params=(CART_ID,)),
+    Operation("patch", "/api/cart/carts/{cart_id}/", carts_api.set_slot, "carts", 200, out.CartOut, W, body.Slot,
+              params=(CART_ID,)),
+    Operation("delete", "/api/cart/carts/{cart_id}/", cart_deletion_api.delete_cart, "cart deletion", 200,
+              out.CartDeleted, (400, 401, 404, 413, 503), body.Empty, body_required=False, params=(CART_ID,),
               extra={409: (OneOf((out.DeletionBlocked, out.ConflictBody)),
                            "Fresh open payments remain (with Retry-After), or the cart is CONVERTED "
                            "(`cart_converted`, with its `booking_id`) or not ACTIVE.", ("Retry-After",))}),
-    Operation("get", "/api/cart/carts/{cart_id}/deletion_status/", "Say whether the cart can be deleted, and "
-              "when.", "cart deletion", 200, out.DeletionStatus, (401, 404, 503), params=(CART_ID,)),
-    Operation("post", "/api/cart/carts/{cart_id}/cleanup_old_payments/",
-              "Cancel the cart's stale open payments.", "cart deletion", 200, out.CleanupResult, W, body.Empty,
-              body_required=False, params=(CART_ID,)),
-    Operation("post", "/api/cart/carts/{cart_id}/items/", "Add a service to the cart, or add to its quantity.",
-              "carts", 201, out.CartOut, W, body.NewItem, params=(CART_ID,)),
-    Operation("delete", "/api/cart/carts/{cart_id}/items/{item_id}/", "Take an item out of the cart.", "carts",
-              200, out.CartOut, W, body.Empty, body_required=False, params=(CART_ID, ITEM_ID)),
-    Operation("get", "/api/cart/carts/{cart_id}/history/", "The cart's transitions, oldest first.", "carts", 200,
+    Operation("get", "/api/cart/carts/{cart_id}/deletion_status/", cart_deletion_api.deletion_status,
+              "cart deletion", 200, out.DeletionStatus, (401, 404, 503), params=(CART_ID,)),
+    Operation("post", "/api/cart/carts/{cart_id}/cleanup_old_payments/", cart_deletion_api.cleanup_old_payments,
+              "cart deletion", 200, out.CleanupResult, W, body.Empty, body_required=False, params=(CART_ID,)),
+    Operation("post", "/api/cart/carts/{cart_id}/items/", carts_api.add_item, "carts", 201, out.CartOut, W,
+              body.NewItem, params=(CART_ID,)),
+    Operation("delete", "/api/cart/carts/{cart_id}/items/{item_id}/", carts_api.remove_item, "carts", 200,
+              out.CartOut, W, body.Empty, body_required=False, params=(CART_ID, ITEM_ID)),
+    Operation("get", "/api/cart/carts/{cart_id}/history/", carts_api.cart_history, "carts", 200,
               Many(out.HistoryEntry), (401, 404, 503), params=(CART_ID,)),
-    Operation("post", "/api/payments/", "Start a payment for the caller's cart.", "payments", 201, out.PaymentOut,
-              (400, 401, 404, 413, 502, 503), body.NewPayment, params=(IDEMPOTENCY_KEY,),
+    Operation("post", "/api/payments/", payments_api.create_payment, "payments", 201, out.PaymentOut,
+              (400, 401, 404, 413, 415, 502, 503), body.NewPayment, params=(IDEMPOTENCY_KEY,),
               extra={409: (out.ConflictBody, "The cart cannot be paid for (`cart_not_active`, `cart_empty`, "
-                           "`booking_slot_missing`); the Idempotency-Key was used with another body "
-                           "(`idempotency_key_reused`); or the first request with it is still running "
-                           "(`idempotency_key_in_progress`, with Retry-After: 1). A 409 given after the "
+                           "`booking_slot_missing`, `amount_too_large`); the payment was closed while the gateway "
+                           "created its order (`cart_not_active` when a capture of a sibling superseded it, "
+                           "`payment_not_open` when it was cancelled or timed out); the Idempotency-Key was used "
+                           "with another body (`idempotency_key_reused`); or the first request with it is still "
+                           "running (`idempotency_key_in_progress`, with Retry-After: 1). A 409 given after the "
                            "payment was recorded is replayed like any other answer.", ("Retry-After",))}),
-    Operation("get", "/api/payments/{transaction_id}/", "Show one of the caller's payments.", "payments", 200,
-              out.PaymentOut, (401, 404, 503), params=(TXN,)),
-    Operation("get", "/api/payments/{transaction_id}/history/",
-              "The payment's transitions, refused captures included, oldest first.", "payments", 200,
+    Operation("get", "/api/payments/{transaction_id}/", payments_api.get_payment, "payments", 200, out.PaymentOut,
+              (401, 404, 503), params=(TXN,)),
+    Operation("get", "/api/payments/{transaction_id}/history/", payments_api.payment_history, "payments", 200,
               Many(out.HistoryEntry), (401, 404, 503), params=(TXN,)),
-    Operation("post", "/api/payments/{transaction_id}/confirm/",
-              "Verify the gateway's signature and turn the payment into a booking.", "payments", 200,
+    Operation("post", "/api/payments/{transaction_id}/confirm/", payments_api.confirm, "payments", 200,
               out.Confirmed, W, body.Confirmation, params=(TXN,)),
-    Operation("post", "/api/payments/{transaction_id}/cancel/", "Cancel one of the caller's open payments.",
-              "payments", 200, out.PaymentOut, W, body.Empty, body_required=False, params=(TXN,)),
-    Operation("post", "/api/payments/webhook/", "Apply a signed gateway event once.", "payments", 200,
-              out.WebhookAck, (400, 401, 413, 503), body.GatewayEvent, auth=False, params=(GATEWAY_SIGNATURE,)),
-    Operation("get", "/api/bookings/", "List the caller's bookings, newest first.", "bookings", 200,
-              Many(out.BookingOut), (401, 503)),
-    Operation("get", "/api/bookings/{booking_id}/", "Show one of the caller's bookings.", "bookings", 200,
-              out.BookingOut, (401, 404, 503), params=(BOOKING_ID,)),
-    Operation("get", "/healthz", "Say whether the service and its database are up.", "operations", 200,
-              out.Health, (), auth=False,
+    Operation("post", "/api/payments/{transaction_id}/cancel/", payments_api.cancel, "payments", 200,
+              out.PaymentOut, W, body.Empty, body_required=False, params=(TXN,)),
+    Operation("post", "/api/payments/webhook/", webhooks_api.webhook, "payments", 200, out.WebhookAck,
+              (400, 401, 413, 503), body.GatewayEvent, auth=False, params=(GATEWAY_SIGNATURE,)),
+    Operation("get", "/api/bookings/", bookings_api.list_bookings, "bookings", 200, Many(out.BookingOut),
+              (401, 503)),
+    Operation("get", "/api/bookings/{booking_id}/", bookings_api.get_booking, "bookings", 200, out.BookingOut,
+              (401, 404, 503), params=(BOOKING_ID,)),
+    Operation("get", "/healthz", ops_api.healthz, "operations", 200, out.Health, (), auth=False,
               extra={503: (out.Unhealthy, "The database cannot be reached.", ())}),
-    Operation("get", "/metrics", "Prometheus metrics, every worker's added up.", "operations", 200, TEXT, (),
-              auth=False),
-    Operation("get", "/openapi.json", "This document.", "operations", 200, "application/json", (), auth=False),
+    Operation("get", "/metrics", ops_api.prometheus_metrics, "operations", 200, TEXT, (), auth=False),
+    Operation("get", "/openapi.json", openapi, "operations", 200, "application/json", (), auth=False),
 )
 
 _ERRORS = {
@@ -174,7 +197,8 @@ _ERRORS = {
     403: (out.ErrorBody, "Not allowed (admins only).", ()),
     404: (out.ErrorBody, "No such resource for this caller.", ()),
     409: (out.ConflictBody, "The current state refuses the request; `reason` says why.", ()),
-    413: (out.ErrorBody, "The body is over 64 KiB.", ()),
+    413: (out.ErrorBody, "The body is over 64 KiB (chunked bodies included).", ()),
+    415: (out.ErrorBody, "A body sent with a Content-Type other than JSON.", ()),
     429: (out.TooManyFailedLogins, "Too many failed logins for this email or address; `Retry-After` says when to "
                             "try again.", ("Retry-After",)),
     502: (out.GatewayErrorBody, "The payment gateway could not create the order.", ()),
@@ -223,7 +247,8 @@ def _operation(op: Operation, refs: dict, by_route: dict) -> dict:
              for target, params in LINKS.get((op.method, op.path), [])}
     if links:
         responses[str(op.ok)]["links"] = links
-    for status in op.errors:
+    # Whatever reads a body refuses one that is not JSON; the view need not say so.
+    for status in (*op.errors, 415) if op.body is not None else op.errors:
         shape, description, headers = _ERRORS[status]
         responses[str(status)] = _answer(shape, description, headers, refs)
     for status, (shape, description, headers) in op.extra.items():
@@ -231,6 +256,7 @@ def _operation(op: Operation, refs: dict, by_route: dict) -> dict:
     spec = {
         "operationId": op.operation_id,
         "summary": op.summary,
+        **({"description": op.description} if op.description else {}),
         "tags": [op.tag],
         "security": [{"bearer": []}] if op.auth else [],
         "responses": dict(sorted(responses.items())),
@@ -267,3 +293,4 @@ def build_document() -> dict:
         "components": {"schemas": defs.get("$defs", {}), "headers": _HEADERS,
                        "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}}},
     }
+

@@ -1,13 +1,13 @@
-"""Operations endpoints: /healthz, /metrics, /openapi.json; and the request logging and metrics wiring."""
+"""Operations endpoints: /healthz and /metrics (web/openapi.py serves /openapi.json); request logging and metrics."""
 
 import structlog
-from flask import Blueprint, Flask, Response, current_app, jsonify
+from flask import Blueprint, Flask, Response, current_app
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
 from persistence.db import db
 from web import metrics, request_log
-from web.openapi import build_document
+from web.responses import Health, Unhealthy
 
 log = structlog.get_logger()
 
@@ -53,11 +53,8 @@ def healthz():
     """Say whether the service and its database are up."""
     scheduler = scheduler_state(current_app.extensions.get("scheduler"))
     if database_reachable():
-        return {"status": "ok", "database": "ok", "scheduler": scheduler}
-    response = jsonify({"status": "unavailable", "database": "unreachable", "scheduler": scheduler,
-                        "error": "Service Unavailable", "detail": "The database cannot be reached."})
-    response.status_code = 503
-    return response
+        return Health(scheduler=scheduler).body()
+    return Unhealthy(scheduler=scheduler).body(), 503
 
 
 @bp.get("/metrics")
@@ -66,11 +63,3 @@ def prometheus_metrics():
     body, content_type = metrics.exposition()
     return Response(body, content_type=content_type)
 
-
-@bp.get("/openapi.json")
-def openapi():
-    """The OpenAPI document of every endpoint."""
-    document = current_app.extensions.get("openapi")
-    if document is None:
-        document = current_app.extensions["openapi"] = build_document()
-    return document

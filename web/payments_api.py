@@ -12,7 +12,7 @@ from web.clock import now
 from web.errors import ApiError
 from web.requests import json_object, parse
 from web.schemas import Confirmation, Empty, NewPayment
-from web.serializers import booking_json, cart_json, history_json, payment_json
+from web.responses import Confirmed, history_json, payment_json
 
 bp = require_token(Blueprint("payments", __name__, url_prefix="/api/payments"))
 
@@ -64,8 +64,7 @@ def confirm(transaction_id: str):
     gateway = current_app.extensions["gateway"]
     captured = payments.confirm(current_user().id, transaction_id, body.provider_payment_id, body.signature,
                                 verify=gateway.verify_payment, actor=actor(), now=now())
-    return {"payment": payment_json(captured.payment, _timeout()), "booking": booking_json(captured.booking),
-            "cart": cart_json(captured.cart)}
+    return Confirmed.of(captured, _timeout()).body()
 
 
 @bp.post("/<transaction_id>/cancel/")

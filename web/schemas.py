@@ -1,28 +1,34 @@
 """Request bodies, strictly typed (SPEC §2): the validation and the OpenAPI come from here."""
 
 import re
-import uuid
 from datetime import date, time
 from decimal import Decimal, InvalidOperation
 from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictInt, StrictStr
 
+from machines.ids import UUID_PATTERN, is_uuid
+from persistence.accounts import normalise_email
+
 # Matched with fullmatch (`$` alone would also match before a final newline); the patterns are the OpenAPI ones.
-_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
-_TIME = re.compile(r"^\d{2}:\d{2}$")
-_PRICE = re.compile(r"^\d{1,10}(\.\d{1,2})?$")
+# [0-9], not \d: \d takes every Unicode digit ("٢٥٠٠" would be 2500).
+_DATE = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$")
+_TIME = re.compile(r"^[0-9]{2}:[0-9]{2}$")
+_PRICE = re.compile(r"^[0-9]{1,10}(\.[0-9]{1,2})?$")
+MAX_EMAIL_LENGTH = 254
 
 
 def _uuid(value: str) -> str:
-    try:
-        return str(uuid.UUID(value)) if len(value) == 36 else _bad_uuid()
-    except ValueError:
-        return _bad_uuid()
+    if not is_uuid(value):
+        raise ValueError("must be a UUID in canonical form (36 lower-case characters with hyphens)")
+    return value
 
 
-def _bad_uuid():
-    raise ValueError("must be a UUID string")
+def _email(value: str) -> str:
+    # Checked as stored: lower-casing can lengthen a string ("İ" becomes two code points).
+    if len(normalise_email(value)) > MAX_EMAIL_LENGTH:
+        raise ValueError(f"must be at most {MAX_EMAIL_LENGTH} characters once lower-cased")
+    return value
 
 
 def _date(value: str) -> date:
@@ -54,7 +60,7 @@ def _price(value: str) -> Decimal:
 
 # json_schema_extra documents each format in the OpenAPI document without changing validation or its messages.
 UuidStr = Annotated[StrictStr, AfterValidator(_uuid), Field(json_schema_extra={
-    "format": "uuid", "pattern": "^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"})]
+    "format": "uuid", "pattern": UUID_PATTERN})]
 DateStr = Annotated[StrictStr, AfterValidator(_date), Field(json_schema_extra={
     "format": "date", "pattern": _DATE.pattern})]
 TimeStr = Annotated[StrictStr, AfterValidator(_time), Field(json_schema_extra={"pattern": _TIME.pattern})]
@@ -66,7 +72,8 @@ class Body(BaseModel):
 
 
 class Credentials(Body):
-    email: Annotated[StrictStr, Field(min_length=3, max_length=254, pattern=r"^[^@\s]+@[^@\s]+$")]
+    email: Annotated[StrictStr, Field(min_length=3, max_length=MAX_EMAIL_LENGTH, pattern=r"^[^@\s]+@[^@\s]+$"),
+                     AfterValidator(_email)]
     password: Annotated[StrictStr, Field(max_length=1024)]
 
 

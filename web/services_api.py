@@ -8,7 +8,7 @@ from web.clock import now
 from web.errors import ApiError
 from web.requests import parse
 from web.schemas import NewService
-from web.serializers import service_json
+from web.responses import service_json
 
 bp = Blueprint("services", __name__, url_prefix="/api/services")
 admin_bp = require_token(Blueprint("services_admin", __name__, url_prefix="/api/services"))

@@ -8,6 +8,7 @@ from persistence.webhooks import handle_event
 from web.clock import now
 from web.errors import ApiError, field_errors
 from web.requests import json_object, raw_body
+from web.responses import WebhookAck
 from web.schemas import GatewayEvent
 
 bp = Blueprint("webhooks", __name__, url_prefix="/api/payments")
@@ -27,7 +28,7 @@ def webhook():
                        fields=field_errors(exc)) from None
     outcome = handle_event(event.event_id, event.event, event.provider_order_id, event.provider_payment_id,
                            now=now())
-    return {"event_id": event.event_id, "outcome": outcome}
+    return WebhookAck(event_id=event.event_id, outcome=outcome).body()
 
 
 @bp.route("/webhook/", methods=["GET", "HEAD", "PUT", "PATCH", "DELETE"])

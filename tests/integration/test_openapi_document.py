@@ -9,7 +9,7 @@ from pydantic import TypeAdapter
 
 from tests.builders import (auth, confirm, make_admin, make_cart, make_payment, register, send_webhook,
                             start_payment)
-from web import openapi_models as out
+from web import responses as out
 from web.openapi import OPERATIONS, Many, OneOf, build_document
 
 DELETION_ENDPOINTS = {("delete", "/api/cart/carts/{cart_id}/"), ("get", "/api/cart/carts/{cart_id}/deletion_status/"),
@@ -219,7 +219,16 @@ def test_the_healthz_503_matches_its_documented_schema(make_app):
 
 
 @pytest.mark.parametrize("model", [out.CartOut, out.PaymentOut, out.BookingOut, out.ServiceOut, out.HistoryEntry])
-def test_response_models_refuse_fields_the_serializers_do_not_send(model):
+def test_response_models_refuse_fields_they_do_not_define_and_send_every_field_they_do(model):
     schema = model.model_json_schema(mode="serialization")
     assert schema["additionalProperties"] is False
     assert set(schema["required"]) == set(schema["properties"])
+
+
+def test_an_answer_that_does_not_fit_its_model_is_a_server_error_not_a_bad_request(app, client, monkeypatch):
+    monkeypatch.setattr("web.ops_api.scheduler_state", lambda scheduler: None)  # not the str Health documents
+
+    response = client.get("/healthz")
+
+    assert response.status_code == 500
+    assert "fields" not in response.json
