@@ -1,7 +1,8 @@
 """The transition writer: the only code that writes a status column.
 
 A transition is a compare-and-set guarded by the machine's own source
-states, plus a history row, in the caller's unit of work:
+states, plus a history row, in the caller's unit of work (which writes all
+its history rows in one INSERT as it commits):
 
     UPDATE t SET status = :to, updated_at = :now
     WHERE (id, status) IN ((:id, :observed), ...) AND status IN (:sources)
@@ -154,21 +155,27 @@ def _compare_and_set(session: Session, kind: EntityKind, trigger: str, targets: 
     if written != len(targets):
         _notify(moved, "rejected")
         raise TransitionConflict(kind.name, targets[0][0] if len(targets) == 1 else "?", trigger)
-    session.execute(insert(TransitionRecord), [
-        dict(entity=m.entity, entity_id=m.entity_id, from_state=m.from_state, to_state=m.to_state,
-             trigger=m.trigger, actor=m.actor, at=m.at, accepted=True, detail=None) for m in moved])
+    _record(session, [_history_row(m, accepted=True) for m in moved])
     session.info.setdefault("moved", []).extend(moved)
     return moved
+
+
+def _history_row(m: Moved, *, accepted: bool, detail: dict | None = None) -> dict:
+    return dict(entity=m.entity, entity_id=m.entity_id, from_state=m.from_state, to_state=m.to_state,
+                trigger=m.trigger, actor=m.actor, at=m.at, accepted=accepted, detail=detail)
+
+
+def _record(session: Session, rows: list[dict]) -> None:
+    """Queue history rows: the unit of work writes all of them, in one INSERT, as it commits."""
+    session.info.setdefault("history", []).extend(rows)
 
 
 def record_refusal(session: Session, kind: EntityKind, entity_id: str, trigger: str, *, from_state: str,
                    to_state: str, actor: str, now: datetime, detail: dict | None = None) -> None:
     """Record a trigger that was refused but must not be forgotten (a late capture)."""
-    session.execute(insert(TransitionRecord).values(
-        entity=kind.name, entity_id=entity_id, from_state=from_state, to_state=to_state, trigger=trigger,
-        actor=actor, at=now, accepted=False, detail=detail))
-    session.info.setdefault("refused", []).append(Moved(kind.name, entity_id, from_state, to_state, trigger, actor,
-                                                        now))
+    refused = Moved(kind.name, entity_id, from_state, to_state, trigger, actor, now)
+    _record(session, [_history_row(refused, accepted=False, detail=detail)])
+    session.info.setdefault("refused", []).append(refused)
 
 
 _ID_FIELD = {PAYMENT.name: "transaction_id", CART.name: "cart_id"}
@@ -182,6 +189,13 @@ def _publish(moved: list[Moved]) -> None:
     _notify(moved, "accepted")
 
 
+@event.listens_for(Session, "before_commit")
+def _write_history(session: Session) -> None:
+    # Part of the unit's own transaction: its history rows are committed with its changes, or not at all.
+    if rows := session.info.pop("history", None):
+        session.execute(insert(TransitionRecord.__table__), rows)
+
+
 @event.listens_for(Session, "after_commit")
 def _log_committed(session: Session) -> None:
     # Logged after commit only, so a log line never speaks of a rolled-back change.
@@ -193,5 +207,6 @@ def _log_committed(session: Session) -> None:
 
 @event.listens_for(Session, "after_rollback")
 def _forget_rolled_back(session: Session) -> None:
+    session.info.pop("history", None)
     session.info.pop("moved", None)
     session.info.pop("refused", None)
