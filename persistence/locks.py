@@ -15,7 +15,7 @@ On SQLite `FOR UPDATE` is not rendered: a unit of work's transaction begins
 IMMEDIATE and so excludes every other writer for its whole length.
 """
 
-from sqlalchemy import Select, select
+from sqlalchemy import Select, bindparam, select
 
 from persistence.db import db
 from persistence.errors import NotFound
@@ -32,33 +32,37 @@ def owned_payment(user_id: str, transaction_id: str) -> Select:
     return select(Payment).where(Payment.transaction_id == transaction_id, Payment.user_id == user_id)
 
 
-def _locked_cart(query: Select, what: str) -> Cart:
-    cart = db.session.scalar(query.with_for_update(of=Cart).execution_options(populate_existing=True))
-    if cart is None:
-        raise NotFound(what)
-    return cart
+# The locking reads, built once with bound values (SQLAlchemy then keeps each one's compiled form and
+# cache key); populate_existing: a row locked now replaces whatever an earlier read of it left in the session.
+def _locking(query: Select, of=None) -> Select:
+    return query.with_for_update(of=of).execution_options(populate_existing=True)
+
+
+_CART = _locking(select(Cart).where(Cart.id == bindparam("cart_id"), Cart.user_id == bindparam("user_id")))
+_CART_OF_PAYMENT = _locking(select(Cart).join(Payment, Payment.cart_id == Cart.id)
+                            .where(Payment.transaction_id == bindparam("transaction_id")), of=Cart)
+_CART_OF_OWNED_PAYMENT = _CART_OF_PAYMENT.where(Payment.user_id == bindparam("user_id"))
+_CART_OF_ORDER = _locking(select(Cart).join(Payment, Payment.cart_id == Cart.id)
+                          .where(Payment.provider_order_id == bindparam("provider_order_id")), of=Cart)
+_PAYMENTS_OF_CART = _locking(select(Payment).where(Payment.cart_id == bindparam("cart_id"))
+                             .order_by(Payment.created_at.desc(), Payment.transaction_id))
 
 
 def lock_cart(user_id: str, cart_id: str) -> Cart:
     """Lock one of the caller's carts (NotFound for anyone else's)."""
-    return _locked_cart(owned_cart(user_id, cart_id), "cart")
+    return _one(_CART, "cart", cart_id=cart_id, user_id=user_id)
 
 
 def lock_cart_of_payment(transaction_id: str, *, user_id: str | None = None) -> Cart:
     """Lock the cart of a payment (of the caller's, when `user_id` is given), before the payment itself."""
-    query = select(Cart).join(Payment, Payment.cart_id == Cart.id).where(Payment.transaction_id == transaction_id)
-    if user_id is not None:
-        query = query.where(Payment.user_id == user_id)
-    return _locked_cart(query, "payment")
+    if user_id is None:
+        return _one(_CART_OF_PAYMENT, "payment", transaction_id=transaction_id)
+    return _one(_CART_OF_OWNED_PAYMENT, "payment", transaction_id=transaction_id, user_id=user_id)
 
 
 def lock_cart_of_order(provider_order_id: str) -> Cart | None:
     """Lock the cart of the payment behind a gateway order; None for an order we never made."""
-    try:
-        return _locked_cart(select(Cart).join(Payment, Payment.cart_id == Cart.id)
-                            .where(Payment.provider_order_id == provider_order_id), "order")
-    except NotFound:
-        return None
+    return db.session.scalar(_CART_OF_ORDER, {"provider_order_id": provider_order_id})
 
 
 def lock_payments_of_cart(cart_id: str) -> list[Payment]:
@@ -67,6 +71,11 @@ def lock_payments_of_cart(cart_id: str) -> list[Payment]:
     Only the holder of the cart lock takes these row locks and waits for them (the global sweep
     skips locked rows), so the order they are taken in cannot deadlock.
     """
-    return list(db.session.scalars(
-        select(Payment).where(Payment.cart_id == cart_id).order_by(Payment.created_at.desc(), Payment.transaction_id)
-        .with_for_update().execution_options(populate_existing=True)))
+    return list(db.session.scalars(_PAYMENTS_OF_CART, {"cart_id": cart_id}))
+
+
+def _one(query: Select, what: str, **params) -> Cart:
+    cart = db.session.scalar(query, params)
+    if cart is None:
+        raise NotFound(what)
+    return cart

@@ -5,7 +5,7 @@ states, plus a history row, in the caller's unit of work (which writes all
 its history rows in one INSERT as it commits):
 
     UPDATE t SET status = :to, updated_at = :now
-    WHERE (id, status) IN ((:id, :observed), ...) AND status IN (:sources)
+    WHERE id = :id AND status = :observed AND status IN (:sources)
 
 `observed` is the state the caller read. Callers read the rows they move with
 a row lock first (persistence/locks.py), so what they observed is what the
@@ -16,12 +16,13 @@ the caller's unit of work rolls back. The same statements run on SQLite and
 PostgreSQL.
 """
 
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime
 
 import structlog
-from sqlalchemy import ColumnElement, Table, event, insert, select, tuple_, update
+from sqlalchemy import ColumnElement, Table, Update, bindparam, event, insert, literal, select, update
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
@@ -142,15 +143,12 @@ def transition_all(session: Session, kind: EntityKind, trigger: str, where: Colu
 
 def _compare_and_set(session: Session, kind: EntityKind, trigger: str, targets: list[tuple[str, str]], *,
                      actor: str, now: datetime, values: dict | None = None) -> list[Moved]:
-    table = kind.table
+    values = values or {}
     to_state = kind.machine.destination(trigger).value
-    sources = [s.value for s in kind.machine.sources(trigger)]
-    written = session.execute(
-        update(table)
-        .where(tuple_(kind.id, table.c.status).in_(targets), table.c.status.in_(sources))
-        .values(status=to_state, updated_at=now, **(values or {}))
-        .execution_options(synchronize_session=False)
-    ).rowcount
+    given = {f"set_{name}": value for name, value in values.items()}
+    params = [{"entity_id": entity_id, "observed": observed, "now": now, **given} for entity_id, observed in targets]
+    statement = _guarded_update(kind, trigger, tuple(sorted(values)))
+    written = session.execute(statement, params[0] if len(params) == 1 else params).rowcount
     moved = [Moved(kind.name, entity_id, observed, to_state, trigger, actor, now) for entity_id, observed in targets]
     if written != len(targets):
         _notify(moved, "rejected")
@@ -158,6 +156,22 @@ def _compare_and_set(session: Session, kind: EntityKind, trigger: str, targets: 
     _record(session, [_history_row(m, accepted=True) for m in moved])
     session.info.setdefault("moved", []).extend(moved)
     return moved
+
+
+@functools.cache
+def _guarded_update(kind: EntityKind, trigger: str, value_names: tuple[str, ...]) -> Update:
+    """The compare-and-set of one trigger, built once: building a statement costs more than running it.
+
+    Run once per target (executemany for several), so the source states are fixed
+    values rather than an expanding list. Bound names are not column names:
+    SQLAlchemy would add a parameter named like a column to the SET clause.
+    """
+    table = kind.table
+    return (update(table)
+            .where(kind.id == bindparam("entity_id"), table.c.status == bindparam("observed"),
+                   table.c.status.in_([literal(s.value) for s in kind.machine.sources(trigger)]))
+            .values(status=kind.machine.destination(trigger).value, updated_at=bindparam("now"),
+                    **{name: bindparam(f"set_{name}") for name in value_names}))
 
 
 def _history_row(m: Moved, *, accepted: bool, detail: dict | None = None) -> dict:
