@@ -12,14 +12,13 @@ from sqlalchemy import bindparam, exists, func, select
 
 from machines import CART_MACHINE, OPEN_PAYMENT_STATES, CartStatus
 from machines.ids import new_uuid
-from machines.money import MAX_AMOUNT, too_large
+from machines.limits import MAX_AMOUNT, MAX_QUANTITY, too_large
 from persistence import locks
 from persistence.db import db
 from persistence.errors import Conflict, InvalidFields, NotFound
 from persistence.models import LIVE_ITEMS, Cart, CartItem, Payment, Service
 from persistence.uow import unit_of_work
 
-MAX_QUANTITY = 99
 
 
 @dataclass(frozen=True)

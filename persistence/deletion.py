@@ -97,8 +97,9 @@ def delete(user_id: str, cart_id: str, *, now: datetime, timeout_minutes: float,
         cart = locks.lock_cart(user_id, cart_id)
         if cart.status == CartStatus.CONVERTED:
             booking_id = uow.session.scalar(select(Booking.id).where(Booking.cart_id == cart.id))
-            raise Conflict("cart_converted", "The cart has been converted to a booking and cannot be deleted.",
-                           error="Cannot delete a converted cart", booking_id=booking_id)
+            converted = info_of(cart, [], now=now, timeout_minutes=timeout_minutes)
+            raise Conflict(converted.reason, converted.message, error="Cannot delete a converted cart",
+                           booking_id=booking_id)
         if cart.status != CartStatus.ACTIVE:
             raise Conflict("cart_not_active", f"The cart is already {cart.status}.")
         payments = locks.lock_payments_of_cart(cart.id)

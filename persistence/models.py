@@ -20,6 +20,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, mapped_column
 
 from machines import OPEN_PAYMENT_STATES, CartStatus, PaymentStatus
+from machines.limits import MAX_QUANTITY
 from persistence.db import db
 from persistence.types import UTCDateTime
 
@@ -100,7 +101,7 @@ class CartItem(db.Model):
         # One live line per service; a removed line stays as a record (rows are never hard-deleted).
         Index("uq_cart_items_live_service", "cart_id", "service_id", unique=True,
               postgresql_where=live_items_only(), sqlite_where=live_items_only()),
-        CheckConstraint("quantity BETWEEN 1 AND 99", name="quantity_in_range"),
+        CheckConstraint(f"quantity BETWEEN 1 AND {MAX_QUANTITY}", name="quantity_in_range"),
     )
 
     id: Mapped[str] = mapped_column(String(UUID_LEN), primary_key=True)

@@ -20,7 +20,7 @@ from sqlalchemy.exc import IntegrityError
 
 from machines import BookingStatus, CartStatus, InvalidTransition, PaymentStatus, is_open
 from machines.ids import new_transaction_id, new_uuid
-from machines.money import too_large
+from machines.limits import too_large
 from persistence import carts, locks
 from persistence.bookings import BookingView, booking_for_payment
 from persistence.db import db

@@ -17,6 +17,7 @@ from machines.deletion_policy import DeletionInfo as Deletability
 from machines.deletion_policy import auto_cleanup_message
 from machines.deletion_policy import expires_at as expiry_of
 from machines.ids import TRANSACTION_ID_PATTERN, UUID_PATTERN
+from machines.limits import MAX_QUANTITY
 from persistence.bookings import BookingView
 from persistence.carts import CartView
 from persistence.deletion import DeletionStatus as DeletionState
@@ -154,7 +155,7 @@ class ItemOut(Response):
     item_id: Uuid
     service_id: Uuid
     name: str
-    quantity: Annotated[int, Field(ge=1, le=99)]
+    quantity: Annotated[int, Field(ge=1, le=MAX_QUANTITY)]
     unit_price: Money
     line_total: Money
 

@@ -8,13 +8,14 @@ from typing import Annotated, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictInt, StrictStr
 
 from machines.ids import UUID_PATTERN, is_uuid
+from machines.limits import AMOUNT_INTEGER_DIGITS, MAX_QUANTITY
 from persistence.accounts import normalise_email
 
 # Matched with fullmatch (`$` alone would also match before a final newline); the patterns are the OpenAPI ones.
 # [0-9], not \d: \d takes every Unicode digit ("٢٥٠٠" would be 2500).
 _DATE = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$")
 _TIME = re.compile(r"^[0-9]{2}:[0-9]{2}$")
-_PRICE = re.compile(r"^[0-9]{1,10}(\.[0-9]{1,2})?$")
+_PRICE = re.compile(rf"^[0-9]{{1,{AMOUNT_INTEGER_DIGITS}}}(\.[0-9]{{1,2}})?$")
 MAX_EMAIL_LENGTH = 254
 
 
@@ -96,7 +97,7 @@ class Slot(Body):
 
 class NewItem(Body):
     service_id: UuidStr
-    quantity: Annotated[StrictInt, Field(ge=1, le=99)]
+    quantity: Annotated[StrictInt, Field(ge=1, le=MAX_QUANTITY)]
 
 
 class NewPayment(Body):
