@@ -92,8 +92,8 @@ def print_report(args, rows, rss, cpu_ms: float) -> None:
     database = "SQLite" if args.sqlite else "PostgreSQL"
     print(f"\n{database}, gunicorn {args.workers} sync workers, wrk {args.seconds:g} s per row, "
           f"{os.cpu_count()} CPUs; CPU check {cpu_ms:.0f} ms (a fixed Python loop; lower is faster)\n")
-    print(f"| endpoint | conns | req/s | p50 ms | p90 ms | p99 ms | errors |")
-    print(f"|---|---:|---:|---:|---:|---:|---:|")
+    print("| endpoint | conns | req/s | p50 ms | p90 ms | p99 ms | errors |")
+    print("|---|---:|---:|---:|---:|---:|---:|")
     for name, c, r in rows:
         print(f"| {name} | {c} | {r['rps']:.0f} | {r['p50_us'] / 1000:.2f} | {r['p90_us'] / 1000:.2f} | "
               f"{r['p99_us'] / 1000:.2f} | {r['errors']} |")

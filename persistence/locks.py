@@ -44,6 +44,7 @@ _CART_OF_PAYMENT = _locking(select(Cart).join(Payment, Payment.cart_id == Cart.i
 _CART_OF_OWNED_PAYMENT = _CART_OF_PAYMENT.where(Payment.user_id == bindparam("user_id"))
 _CART_OF_ORDER = _locking(select(Cart).join(Payment, Payment.cart_id == Cart.id)
                           .where(Payment.provider_order_id == bindparam("provider_order_id")), of=Cart)
+_PAYMENT = _locking(select(Payment).where(Payment.transaction_id == bindparam("transaction_id")))
 _PAYMENTS_OF_CART = _locking(select(Payment).where(Payment.cart_id == bindparam("cart_id"))
                              .order_by(Payment.created_at.desc(), Payment.transaction_id))
 
@@ -63,6 +64,11 @@ def lock_cart_of_payment(transaction_id: str, *, user_id: str | None = None) -> 
 def lock_cart_of_order(provider_order_id: str) -> Cart | None:
     """Lock the cart of the payment behind a gateway order; None for an order we never made."""
     return db.session.scalar(_CART_OF_ORDER, {"provider_order_id": provider_order_id})
+
+
+def lock_payment(transaction_id: str) -> Payment:
+    """Lock one payment whose cart the caller has locked."""
+    return db.session.scalar(_PAYMENT, {"transaction_id": transaction_id})
 
 
 def lock_payments_of_cart(cart_id: str) -> list[Payment]:

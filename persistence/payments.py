@@ -111,7 +111,7 @@ def submit_payment(payment: Payment, provider_order_id: str, *, actor: str, now:
     """The gateway order exists: INITIATED -> PENDING."""
     with unit_of_work() as uow:
         cart = locks.lock_cart_of_payment(payment.transaction_id)
-        current = _lock_payment(payment.transaction_id)
+        current = locks.lock_payment(payment.transaction_id)
         try:
             transition(uow.session, PAYMENT, current.transaction_id, "submit", observed=current.status, actor=actor,
                        now=now, values={"provider_order_id": provider_order_id}, loaded=current)
@@ -125,12 +125,6 @@ def submit_payment(payment: Payment, provider_order_id: str, *, actor: str, now:
                                                "created its order.", status=current.status) from None
         uow.commit()
     return PaymentView(current, None)
-
-
-def _lock_payment(transaction_id: str) -> Payment:
-    """The payment row, locked; its cart is already locked by the caller."""
-    return db.session.scalar(select(Payment).where(Payment.transaction_id == transaction_id).with_for_update()
-                             .execution_options(populate_existing=True))
 
 
 def confirm(owner_id: str, transaction_id: str, provider_payment_id: str, signature: str, *,
@@ -149,12 +143,9 @@ def capture_of_order(provider_order_id: str, provider_payment_id: str, *, actor:
                      claim: EventClaim) -> str:
     """A signed gateway capture: the same capture as a confirm; returns the event's outcome."""
     with unit_of_work() as uow:
-        cart = locks.lock_cart_of_order(provider_order_id)
-        if cart is None:
-            return _record_only(uow, claim, "unknown_order")
-        payments = locks.lock_payments_of_cart(cart.id)
-        payment = next(p for p in payments if p.provider_order_id == provider_order_id)
-        _take(claim)
+        if (locked := _lock_order(uow, provider_order_id, claim)) is None:
+            return "unknown_order"
+        cart, payments, payment = locked
         try:
             captured = _capture(uow, cart, payments, payment, provider_payment_id, actor=actor, now=now, claim=claim)
         except Conflict:
@@ -165,11 +156,9 @@ def capture_of_order(provider_order_id: str, provider_payment_id: str, *, actor:
 def fail_of_order(provider_order_id: str, *, actor: str, now: datetime, claim: EventClaim) -> str:
     """The gateway says the payment failed; a closed payment is left as it is."""
     with unit_of_work() as uow:
-        cart = locks.lock_cart_of_order(provider_order_id)
-        if cart is None:
-            return _record_only(uow, claim, "unknown_order")
-        payment = next(p for p in locks.lock_payments_of_cart(cart.id) if p.provider_order_id == provider_order_id)
-        _take(claim)
+        if (locked := _lock_order(uow, provider_order_id, claim)) is None:
+            return "unknown_order"
+        _, _, payment = locked
         try:
             transition(uow.session, PAYMENT, payment.transaction_id, "fail", observed=payment.status, actor=actor,
                        now=now, loaded=payment)
@@ -255,7 +244,7 @@ def cancel(owner_id: str, transaction_id: str, *, actor: str, now: datetime) -> 
     """The owner gives up on an open payment."""
     with unit_of_work() as uow:
         locks.lock_cart_of_payment(transaction_id, user_id=owner_id)
-        payment = _lock_payment(transaction_id)
+        payment = locks.lock_payment(transaction_id)
         try:
             transition(uow.session, PAYMENT, transaction_id, "cancel", observed=payment.status, actor=actor,
                        now=now, loaded=payment)
@@ -271,8 +260,17 @@ def _take(claim: EventClaim) -> None:
         raise DuplicateEvent()  # leaving the unit of work rolls back
 
 
-def _record_only(uow: UnitOfWork, claim: EventClaim, outcome: str) -> str:
+def _lock_order(uow: UnitOfWork, provider_order_id: str, claim: EventClaim
+                ) -> tuple[Cart, list[Payment], Payment] | None:
+    """Lock the cart of a gateway order, then its payments, then claim the event (DuplicateEvent if seen).
+
+    For an order we never made, record the event as `unknown_order`, commit, and return None.
+    """
+    cart = locks.lock_cart_of_order(provider_order_id)
+    payments = locks.lock_payments_of_cart(cart.id) if cart is not None else []
     _take(claim)
-    claim.settle(outcome)
-    uow.commit()
-    return outcome
+    if cart is None:
+        claim.settle("unknown_order")
+        uow.commit()
+        return None
+    return cart, payments, next(p for p in payments if p.provider_order_id == provider_order_id)

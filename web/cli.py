@@ -5,7 +5,7 @@ from flask import Flask, current_app
 from flask_migrate import upgrade
 
 from persistence import accounts
-from persistence.db import MIGRATIONS_DIR, db
+from persistence.db import MIGRATIONS_DIR
 from persistence.errors import Conflict
 from web import cleanup_cli, diagram_cli
 

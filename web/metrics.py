@@ -10,7 +10,6 @@ scrape time.
 import os
 import time
 from collections import Counter as tally
-from datetime import timedelta
 
 from flask import Flask, current_app
 from prometheus_client import (CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, Counter, Gauge, Histogram,
