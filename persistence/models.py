@@ -19,7 +19,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
-from machines import OPEN_PAYMENT_STATES, CartStatus, PaymentStatus
+from machines import OPEN_PAYMENT_STATES, CartStatus, PaymentStatus, RefundStatus
 from machines.limits import MAX_QUANTITY
 from persistence.db import db
 from persistence.types import UTCDateTime
@@ -158,6 +158,33 @@ class Booking(db.Model):
     selected_time: Mapped[time] = mapped_column(Time)
     total: Mapped[Decimal] = mapped_column(Money)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class Refund(db.Model):
+    """Money the gateway captured that bought no booking: one per provider payment, whatever the paths it came by."""
+
+    __tablename__ = "refunds"
+    __table_args__ = (
+        _status_check(RefundStatus),
+        CheckConstraint("amount >= 0", name="amount_not_negative"),
+        CheckConstraint("attempts >= 0", name="attempts_not_negative"),
+        # The refund job's query: due refunds by when they are due.
+        Index("ix_refunds_status_next_attempt_at", "status", "next_attempt_at"),
+    )
+
+    id: Mapped[str] = mapped_column(String(UUID_LEN), primary_key=True)
+    transaction_id: Mapped[str] = mapped_column(ForeignKey("payments.transaction_id"), index=True)
+    # Exactly one refund per captured provider payment, whatever the code does.
+    provider_payment_id: Mapped[str] = mapped_column(String(64), unique=True)
+    amount: Mapped[Decimal] = mapped_column(Money)
+    currency: Mapped[str] = mapped_column(String(3))
+    status: Mapped[str] = mapped_column(String(16))
+    attempts: Mapped[int] = mapped_column(Integer)
+    provider_refund_id: Mapped[str | None] = mapped_column(String(64))
+    last_error: Mapped[str | None] = mapped_column(String(500))
+    next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
 class TransitionRecord(db.Model):

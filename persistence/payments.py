@@ -21,7 +21,7 @@ from sqlalchemy.exc import IntegrityError
 from machines import BookingStatus, CartStatus, InvalidTransition, PaymentStatus, is_open
 from machines.ids import new_transaction_id, new_uuid
 from machines.limits import too_large
-from persistence import carts, locks
+from persistence import carts, locks, refunds
 from persistence.bookings import BookingView, booking_for_payment
 from persistence.db import db
 from persistence.errors import Conflict, InvalidSignature, NotFound
@@ -224,17 +224,19 @@ def _replay(uow: UnitOfWork, cart: Cart, payment: Payment, claim: EventClaim | N
 
 def _refuse(uow: UnitOfWork, cart: Cart, payment: Payment, provider_payment_id: str, *, actor: str, now: datetime,
             claim: EventClaim | None) -> None:
-    """Record a capture we no longer take, commit that record, and raise the 409."""
+    """Record a capture we no longer take and request its refund, commit both, and raise the 409."""
     record_refusal(uow.session, PAYMENT, payment.transaction_id, "succeed", from_state=payment.status,
                    to_state=PaymentStatus.SUCCESS.value, actor=actor, now=now,
                    detail={"provider_order_id": payment.provider_order_id,
                            "provider_payment_id": provider_payment_id,
                            "amount": str(payment.amount), "currency": payment.currency})
+    refund = refunds.request_refund(uow, payment, provider_payment_id, now=now)
     if claim is not None:
         claim.settle("refused")
     uow.commit()
     log.warning("payment.late_capture", transaction_id=payment.transaction_id, status=payment.status,
-                provider_payment_id=provider_payment_id, amount=str(payment.amount), actor=actor)
+                provider_payment_id=provider_payment_id, amount=str(payment.amount), refund_id=refund.id,
+                actor=actor)
     why = (f"The payment is {payment.status}, not PENDING" if payment.status != PaymentStatus.PENDING
            else f"The payment's cart is {cart.status}")
     raise Conflict("payment_not_pending", f"{why}; the capture was refused and recorded.", status=payment.status)

@@ -8,7 +8,7 @@ from tests.builders import auth
 from tests.integration.support import count, snapshot
 
 TABLES = {"users", "api_tokens", "services", "carts", "cart_items", "payments", "bookings", "transitions",
-          "idempotency_keys", "webhook_events", "login_failures", "alembic_version"}
+          "idempotency_keys", "webhook_events", "login_failures", "refunds", "alembic_version"}
 
 
 def _head(app) -> str:
