@@ -1,7 +1,7 @@
 """Row locks, taken first in every unit of work that writes, in one order.
 
 The order: **the cart row, then its payments (by transaction id), then
-anything else** (the booking, history rows, a webhook event, an idempotency
+anything else** (the booking, a refund, history rows, a webhook event, an idempotency
 key). Everything that writes a cart or one of its payments — start payment,
 submit, confirm and the webhook's capture or failure, cancel, cart edits,
 delete, the per-cart sweep — locks the cart with its own first statement. Under
@@ -19,7 +19,7 @@ from sqlalchemy import Select, bindparam, select
 
 from persistence.db import db
 from persistence.errors import NotFound
-from persistence.models import Cart, Payment
+from persistence.models import Cart, Payment, Refund
 
 
 def owned_cart(user_id: str, cart_id: str) -> Select:
@@ -45,6 +45,9 @@ _CART_OF_OWNED_PAYMENT = _CART_OF_PAYMENT.where(Payment.user_id == bindparam("us
 _CART_OF_ORDER = _locking(select(Cart).join(Payment, Payment.cart_id == Cart.id)
                           .where(Payment.provider_order_id == bindparam("provider_order_id")), of=Cart)
 _PAYMENT = _locking(select(Payment).where(Payment.transaction_id == bindparam("transaction_id")))
+_REFUND = _locking(select(Refund).where(Refund.id == bindparam("refund_id")))
+_REFUND_OF_PROVIDER_PAYMENT = _locking(select(Refund).where(
+    Refund.provider_payment_id == bindparam("provider_payment_id")))
 _PAYMENTS_OF_CART = _locking(select(Payment).where(Payment.cart_id == bindparam("cart_id"))
                              .order_by(Payment.created_at.desc(), Payment.transaction_id))
 
@@ -78,6 +81,16 @@ def lock_payments_of_cart(cart_id: str) -> list[Payment]:
     skips locked rows), so the order they are taken in cannot deadlock.
     """
     return list(db.session.scalars(_PAYMENTS_OF_CART, {"cart_id": cart_id}))
+
+
+def lock_refund(refund_id: str) -> Refund | None:
+    """Lock one refund. Refunds come after carts and payments; a unit that locks a refund alone locks nothing else."""
+    return db.session.scalar(_REFUND, {"refund_id": refund_id})
+
+
+def lock_refund_of_provider_payment(provider_payment_id: str) -> Refund | None:
+    """Lock the refund of a provider payment, if one was requested."""
+    return db.session.scalar(_REFUND_OF_PROVIDER_PAYMENT, {"provider_payment_id": provider_payment_id})
 
 
 def _one(query: Select, what: str, **params) -> Cart:

@@ -170,6 +170,43 @@ def fail_of_order(provider_order_id: str, *, actor: str, now: datetime, claim: E
         return outcome
 
 
+def capture_found_by_reconciliation(provider_order_id: str, provider_payment_id: str, *, actor: str,
+                                    now: datetime) -> str:
+    """A capture the gateway lists for one of our orders: the late-capture path, unless it is known.
+
+    Returns `own_success` (it bought this payment's booking), `already_refunded`
+    (a refund of it is requested already), `refund_requested` (refused and
+    recorded now, its refund requested) or `captured` (the payment was still
+    PENDING: the capture succeeded it, as a confirm would).
+    """
+    with unit_of_work() as uow:
+        cart = locks.lock_cart_of_order(provider_order_id)
+        payments = locks.lock_payments_of_cart(cart.id)
+        payment = next(p for p in payments if p.provider_order_id == provider_order_id)
+        # Decided under the cart lock, where every other capture path decides: two reconciliations
+        # at once, or one beside a webhook, request one refund.
+        if payment.status == PaymentStatus.SUCCESS and payment.provider_payment_id == provider_payment_id:
+            return "own_success"
+        if refunds.is_requested(provider_payment_id):
+            return "already_refunded"
+        try:
+            _capture(uow, cart, payments, payment, provider_payment_id, actor=actor, now=now)
+        except Conflict:
+            return "refund_requested"
+        return "captured"
+
+
+def closed_orders_since(since: datetime) -> list[tuple[str, str, str]]:
+    """(transaction_id, provider_order_id, status) of each payment with a gateway order that became
+    CANCELLED or FAILED at or after `since`, oldest first. Both states are final: `updated_at` is when."""
+    closed = [PaymentStatus.CANCELLED.value, PaymentStatus.FAILED.value]
+    rows = db.session.execute(
+        select(Payment.transaction_id, Payment.provider_order_id, Payment.status)
+        .where(Payment.status.in_(closed), Payment.updated_at >= since, Payment.provider_order_id.is_not(None))
+        .order_by(Payment.updated_at, Payment.transaction_id))
+    return [tuple(row) for row in rows]
+
+
 def _capture(uow: UnitOfWork, cart: Cart, payments: list[Payment], payment: Payment, provider_payment_id: str, *,
              actor: str, now: datetime, claim: EventClaim | None = None) -> Captured:
     """Succeed `payment`, convert its cart, supersede its open siblings and book; or refuse and record.

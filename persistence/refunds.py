@@ -2,18 +2,43 @@
 
 A refund is requested in the unit of work that records the refused capture
 (persistence/payments.py), under that payment's cart lock, so every path that
-can refuse a capture (confirm, webhook, and later reconciliation) requests it
-the same way; the unique provider_payment_id makes it one whatever the path.
+can refuse a capture (confirm, webhook, reconciliation) requests it the same
+way; the unique provider_payment_id makes it one whatever the path.
+
+The refund job (web/refund_job.py) sends it in three steps, so that no lock
+is held while the gateway answers:
+1. `claim_due` takes the due refunds (SKIP LOCKED: each by one process),
+   counts the attempt and moves `next_attempt_at` to when a retry would be
+   due, and commits. That claim is the lease: no other process takes the
+   refund before then, and a process that dies mid-send leaves it to be tried
+   again then, as after any transient error.
+2. The job asks the gateway, outside any transaction.
+3. `record_attempt` writes what the gateway said, under the refund's lock.
 """
 
-from datetime import datetime
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from decimal import Decimal
 
 from sqlalchemy import select
 
-from machines import REFUND_MACHINE
+from machines import REFUND_MACHINE, InvalidTransition, RefundStatus
 from machines.ids import new_uuid
+from persistence import locks
+from persistence.db import db
+from persistence.errors import Conflict, NotFound
 from persistence.models import Payment, Refund
-from persistence.uow import UnitOfWork
+from persistence.uow import UnitOfWork, unit_of_work
+from persistence.writer import REFUND, transition
+
+# Backoff after the n-th attempt: 1, 2, 4 … minutes, at most 60.
+MAX_BACKOFF_MINUTES = 60
+LAST_ERROR_LENGTH = 500
+
+
+def backoff(attempts: int) -> timedelta:
+    """How long to wait after the `attempts`-th attempt before the next one."""
+    return timedelta(minutes=min(2 ** (max(attempts, 1) - 1), MAX_BACKOFF_MINUTES))
 
 
 def request_refund(uow: UnitOfWork, payment: Payment, provider_payment_id: str, *, now: datetime) -> Refund:
@@ -26,3 +51,126 @@ def request_refund(uow: UnitOfWork, payment: Payment, provider_payment_id: str, 
                         updated_at=now)
         uow.session.add(refund)
     return refund
+
+
+def is_requested(provider_payment_id: str) -> bool:
+    """True once a refund of this provider payment exists, in whatever state."""
+    return db.session.scalar(select(Refund.id).where(Refund.provider_payment_id == provider_payment_id)) is not None
+
+
+@dataclass(frozen=True)
+class ClaimedRefund:
+    """A refund one process may send now: the attempt it is on, and what the gateway needs."""
+
+    refund_id: str
+    provider_payment_id: str
+    amount: Decimal
+    currency: str
+    attempt: int
+
+
+def claim_due(*, now: datetime, limit: int) -> list[ClaimedRefund]:
+    """Claim up to `limit` due REQUESTED refunds for this process, oldest due first, and commit the claim."""
+    with unit_of_work() as uow:
+        due = uow.session.scalars(
+            select(Refund).where(Refund.status == RefundStatus.REQUESTED.value, Refund.next_attempt_at <= now)
+            .order_by(Refund.next_attempt_at, Refund.id).limit(limit).with_for_update(skip_locked=True)).all()
+        for refund in due:
+            # Counting the attempt is not a transition: the refund stays REQUESTED.
+            refund.attempts += 1
+            refund.next_attempt_at = now + backoff(refund.attempts)
+            refund.updated_at = now
+        claimed = [ClaimedRefund(r.id, r.provider_payment_id, r.amount, r.currency, r.attempts) for r in due]
+        uow.commit()
+    return claimed
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """What the gateway said to one attempt."""
+
+    # succeeded: refunded; pending: the gateway has it and will settle it; retry: a transient error;
+    # failed: a permanent refusal.
+    outcome: str
+    provider_refund_id: str | None = None
+    error: str | None = None
+
+
+def record_attempt(claimed: ClaimedRefund, attempt: Attempt, *, max_attempts: int, actor: str,
+                   now: datetime) -> str:
+    """Write what the gateway said; return the refund's outcome: succeeded, failed or retry.
+
+    A transient error on the last allowed attempt fails the refund. A refund
+    that is no longer REQUESTED (a webhook settled it meanwhile) is left as it is.
+    """
+    with unit_of_work() as uow:
+        refund = locks.lock_refund(claimed.refund_id)
+        if refund.status != RefundStatus.REQUESTED:
+            return refund.status.lower()
+        if attempt.outcome == "succeeded":
+            outcome = _settle(uow, refund, "succeed", actor=actor, now=now,
+                              values={"provider_refund_id": attempt.provider_refund_id, "last_error": None})
+        elif attempt.outcome == "failed" or (attempt.outcome == "retry" and claimed.attempt >= max_attempts):
+            error = attempt.error if attempt.outcome == "failed" else (
+                f"{attempt.error} (attempt {claimed.attempt} of {max_attempts}: no attempts left)")
+            outcome = _settle(uow, refund, "fail", actor=actor, now=now, values={"last_error": _clip(error)})
+        else:
+            if attempt.provider_refund_id:
+                refund.provider_refund_id = attempt.provider_refund_id
+            refund.last_error = _clip(attempt.error)
+            refund.updated_at = now
+            outcome = "retry"
+        uow.commit()
+    return outcome
+
+
+def settle_from_gateway(provider_payment_id: str, provider_refund_id: str, succeeded: bool, *, actor: str,
+                        now: datetime, claim) -> str:
+    """A refund.processed or refund.failed event: settle the REQUESTED refund of that provider payment.
+
+    `claim` is the webhook's EventClaim; the outcome is recorded with it.
+    """
+    with unit_of_work() as uow:
+        refund = locks.lock_refund_of_provider_payment(provider_payment_id)
+        if not claim.take():
+            return "duplicate"
+        if refund is None or refund.provider_refund_id not in (None, provider_refund_id):
+            outcome = "unknown_refund"
+        elif refund.status != RefundStatus.REQUESTED:
+            outcome = "ignored"
+        elif succeeded:
+            outcome = _settle(uow, refund, "succeed", actor=actor, now=now,
+                              values={"provider_refund_id": provider_refund_id, "last_error": None})
+        else:
+            outcome = _settle(uow, refund, "fail", actor=actor, now=now,
+                              values={"provider_refund_id": provider_refund_id,
+                                      "last_error": "The gateway reported that the refund failed."})
+        claim.settle(outcome)
+        uow.commit()
+    return outcome
+
+
+def retry(refund_id: str, *, actor: str, now: datetime) -> Refund:
+    """An admin asks again: FAILED -> REQUESTED, due now, with a fresh count of attempts."""
+    with unit_of_work() as uow:
+        refund = locks.lock_refund(refund_id)
+        if refund is None:
+            raise NotFound("refund")
+        try:
+            transition(uow.session, REFUND, refund.id, "retry", observed=refund.status, actor=actor, now=now,
+                       values={"attempts": 0, "next_attempt_at": now}, loaded=refund)
+        except InvalidTransition:
+            raise Conflict("refund_not_failed", f"The refund is {refund.status}; only a FAILED refund can be "
+                                                "retried.", status=refund.status) from None
+        uow.commit()
+    return refund
+
+
+def _settle(uow: UnitOfWork, refund: Refund, trigger: str, *, actor: str, now: datetime, values: dict) -> str:
+    transition(uow.session, REFUND, refund.id, trigger, observed=refund.status, actor=actor, now=now,
+               values=values, loaded=refund)
+    return refund.status.lower()
+
+
+def _clip(error: str | None) -> str | None:
+    return error[:LAST_ERROR_LENGTH] if error else error

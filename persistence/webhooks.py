@@ -5,7 +5,7 @@ from datetime import datetime
 from sqlalchemy import update
 from sqlalchemy.dialects import postgresql, sqlite
 
-from persistence import payments
+from persistence import payments, refunds
 from persistence.db import db
 from persistence.models import WebhookEvent
 
@@ -33,11 +33,14 @@ class WebhookClaim:
                            .values(outcome=outcome))
 
 
-def handle_event(event_id: str, event: str, provider_order_id: str, provider_payment_id: str, *,
-                 now: datetime) -> str:
+def handle_event(event_id: str, event: str, provider_order_id: str, provider_payment_id: str,
+                 provider_refund_id: str | None = None, *, now: datetime) -> str:
     """Apply one signed gateway event and return its outcome; a seen event id does nothing."""
     claim = WebhookClaim(event_id, event, provider_order_id, provider_payment_id, now)
     actor = f"webhook:{event_id}"
+    if event in ("refund.processed", "refund.failed"):
+        return refunds.settle_from_gateway(provider_payment_id, provider_refund_id, event == "refund.processed",
+                                           actor=actor, now=now, claim=claim)
     try:
         if event == "payment.captured":
             return payments.capture_of_order(provider_order_id, provider_payment_id, actor=actor, now=now,

@@ -26,9 +26,9 @@ from sqlalchemy import ColumnElement, Table, Update, bindparam, event, insert, l
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
-from machines import CART_MACHINE, PAYMENT_MACHINE, InvalidTransition
+from machines import CART_MACHINE, PAYMENT_MACHINE, REFUND_MACHINE, InvalidTransition
 from machines.table import TransitionTable
-from persistence.models import Cart, Payment, TransitionRecord
+from persistence.models import Cart, Payment, Refund, TransitionRecord
 
 log = structlog.get_logger()
 
@@ -47,6 +47,7 @@ class EntityKind:
 
 PAYMENT = EntityKind("payment", Payment.__table__, "transaction_id", PAYMENT_MACHINE)
 CART = EntityKind("cart", Cart.__table__, "id", CART_MACHINE)
+REFUND = EntityKind("refund", Refund.__table__, "id", REFUND_MACHINE)
 
 
 @dataclass(frozen=True)
@@ -192,7 +193,7 @@ def record_refusal(session: Session, kind: EntityKind, entity_id: str, trigger: 
     session.info.setdefault("refused", []).append(refused)
 
 
-_ID_FIELD = {PAYMENT.name: "transaction_id", CART.name: "cart_id"}
+_ID_FIELD = {PAYMENT.name: "transaction_id", CART.name: "cart_id", REFUND.name: "refund_id"}
 
 
 def _publish(moved: list[Moved]) -> None:

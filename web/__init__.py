@@ -11,7 +11,7 @@ from persistence.engine import configure_engine, engine_options
 from web import accounts_api, bookings_api, carts_api, cli, errors, logs, payments_api, services_api, webhooks_api
 from web import cart_deletion_api, openapi, ops_api, path_ids
 from web.config import load
-from web.gateway import OfflineGateway
+from web.gateway import gateway_from
 from web.requests import MAX_BODY_BYTES
 
 
@@ -35,8 +35,7 @@ def create_app(config: Mapping | None = None) -> Flask:
     migrate.init_app(app, db)
     with app.app_context():
         configure_engine(db.engine)
-    app.extensions["gateway"] = settings.get("GATEWAY") or OfflineGateway(
-        settings["GATEWAY_SECRET"], settings["GATEWAY_WEBHOOK_SECRET"])
+    app.extensions["gateway"] = gateway_from(settings)
 
     errors.register(app)
     path_ids.register(app)

@@ -18,19 +18,27 @@ from web.sweep_report import report_sweep
 CLI_ACTOR = "cli:cleanup-old-pending-payments"
 
 
-def positive_minutes(_ctx, _param, value: str | None) -> float | None:
-    if value is None:
-        return None
-    try:
-        minutes = Decimal(value)
-    except InvalidOperation:
-        raise click.BadParameter(f"must be a positive number of minutes, not {value!r}") from None
-    # float(): "1e-400" is a positive Decimal but 0.0 as a float, which would fall back to the default timeout.
-    if not minutes.is_finite() or minutes <= 0 or float(minutes) <= 0:
-        raise click.BadParameter(f"must be a positive number of minutes, not {value!r}")
-    if minutes > MAX_MINUTES:
-        raise click.BadParameter(f"must be at most {MAX_MINUTES} minutes (about 100 years), not {value!r}")
-    return float(minutes)
+def positive_number(unit: str, longest: float):
+    """A click callback: the option must be a positive number of `unit`, at most `longest` (about 100 years)."""
+
+    def check(_ctx, _param, value: str | None) -> float | None:
+        if value is None:
+            return None
+        try:
+            number = Decimal(value)
+        except InvalidOperation:
+            raise click.BadParameter(f"must be a positive number of {unit}, not {value!r}") from None
+        # float(): "1e-400" is a positive Decimal but 0.0 as a float, which would fall back to the default.
+        if not number.is_finite() or number <= 0 or float(number) <= 0:
+            raise click.BadParameter(f"must be a positive number of {unit}, not {value!r}")
+        if number > longest:
+            raise click.BadParameter(f"must be at most {longest:g} {unit} (about 100 years), not {value!r}")
+        return float(number)
+
+    return check
+
+
+positive_minutes = positive_number("minutes", MAX_MINUTES)
 
 
 def cleanup_old_pending_payments(minutes: float, dry_run: bool, echo=click.echo) -> None:

@@ -7,7 +7,7 @@ from flask_migrate import upgrade
 from persistence import accounts
 from persistence.db import MIGRATIONS_DIR
 from persistence.errors import Conflict
-from web import cleanup_cli, diagram_cli
+from web import cleanup_cli, diagram_cli, refund_cli
 
 
 def init_db() -> None:
@@ -18,6 +18,7 @@ def init_db() -> None:
 def register(app: Flask) -> None:
     diagram_cli.register(app)
     cleanup_cli.register(app)
+    refund_cli.register(app)
 
     @app.cli.command("init-db")
     def init_db_command():

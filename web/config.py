@@ -10,7 +10,7 @@ import os
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
 
@@ -40,6 +40,15 @@ def _psycopg_driver(url: str | None) -> str | None:
     return url
 
 
+GATEWAY_NAMES = ("offline",)
+
+
+def _gateway(value):
+    if isinstance(value, str) and value not in GATEWAY_NAMES:
+        raise ValueError("unknown gateway")
+    return value
+
+
 def _span(longest: int, unit: str):
     return Field(gt=0, le=longest, allow_inf_nan=False, description=f"a positive number of {unit}")
 
@@ -64,6 +73,13 @@ class Settings(BaseModel):
     GATEWAY_WEBHOOK_SECRET: str = DEV_WEBHOOK_SECRET
     CURRENCY: str = "INR"
     LOG_FORMAT: Literal["json", "console"] = Field("json", description="json or console")
+    # A name from the environment; the factory's `config` may also pass a gateway object (tests inject theirs).
+    GATEWAY: Annotated[Any, AfterValidator(_gateway)] = Field("offline", description="offline")
+    REFUND_INTERVAL_SECONDS: Seconds = 30
+    REFUND_MAX_ATTEMPTS: Count = 8
+    # 0 turns the scheduled reconciliation off; the command still runs.
+    RECONCILE_INTERVAL_MINUTES: Annotated[float, Field(ge=0, le=MAX_MINUTES, allow_inf_nan=False,
+                                                       description="0 (off) or a positive number of minutes")] = 60
     LOGIN_MAX_FAILURES_PER_EMAIL: Count = 5
     LOGIN_MAX_FAILURES_PER_ADDRESS: Count = 50
     LOGIN_FAILURE_WINDOW_MINUTES: Minutes = 15

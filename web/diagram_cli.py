@@ -1,13 +1,13 @@
-"""`flask --app web state-diagram cart|payment`: the machine's transition table as a Mermaid diagram."""
+"""`flask --app web state-diagram cart|payment|refund`: the machine's transition table as a Mermaid diagram."""
 
 import click
 from flask import Flask
 from transitions.extensions import GraphMachine
 
-from machines import CART_MACHINE, PAYMENT_MACHINE
+from machines import CART_MACHINE, PAYMENT_MACHINE, REFUND_MACHINE
 from machines.table import TransitionTable
 
-MACHINES = {"cart": CART_MACHINE, "payment": PAYMENT_MACHINE}
+MACHINES = {"cart": CART_MACHINE, "payment": PAYMENT_MACHINE, "refund": REFUND_MACHINE}
 
 
 class _Drawn:
@@ -35,5 +35,5 @@ def register(app: Flask) -> None:
     @app.cli.command("state-diagram")
     @click.argument("machine", type=click.Choice(sorted(MACHINES)))
     def state_diagram_command(machine: str):
-        """Print the cart or payment state machine as a Mermaid stateDiagram-v2."""
+        """Print the cart, payment or refund state machine as a Mermaid stateDiagram-v2."""
         click.echo(mermaid_diagram(MACHINES[machine]), nl=False)

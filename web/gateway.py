@@ -1,17 +1,42 @@
-"""The payment gateway seam, and the built-in offline gateway (Razorpay's signature scheme)."""
+"""The payment gateway seam, and the built-in offline gateway (Razorpay's signature scheme).
+
+Errors are split the way a refund must treat them: a `TransientGatewayError`
+(network, timeout, 5xx) may succeed if tried again later; a
+`PermanentGatewayError` (4xx) will not. Both are `GatewayError`s, which is
+all that starting a payment needs to know (it answers 502).
+"""
 
 import hashlib
 import hmac
 import secrets
 import string
+from dataclasses import dataclass
 from decimal import Decimal
-from typing import Protocol
+from typing import Literal, Protocol
 
 _ORDER_ALPHABET = string.ascii_letters + string.digits
 
 
 class GatewayError(Exception):
-    """The gateway could not create the order (the API answers 502)."""
+    """The gateway did not do what was asked."""
+
+
+class TransientGatewayError(GatewayError):
+    """Network, timeout or 5xx: the same call may succeed later."""
+
+
+class PermanentGatewayError(GatewayError):
+    """The gateway refused (4xx): the same call will fail again."""
+
+
+@dataclass(frozen=True)
+class GatewayRefund:
+    """A refund as the gateway holds it."""
+
+    provider_refund_id: str
+    # processed: the money is on its way back; pending: the gateway accepted it and will settle it later
+    # (a refund.processed or refund.failed event, or the next look); failed: the gateway gave up on it.
+    status: Literal["processed", "pending", "failed"]
 
 
 class PaymentGateway(Protocol):
@@ -26,6 +51,15 @@ class PaymentGateway(Protocol):
     def verify_webhook(self, raw_body: bytes, signature: str) -> bool:
         """True when `signature` proves the provider sent exactly `raw_body`."""
 
+    def refund(self, provider_payment_id: str, amount: Decimal, currency: str, refund_id: str) -> GatewayRefund:
+        """Refund `amount` of a captured payment, carrying our `refund_id` so that `find_refund` knows it."""
+
+    def find_refund(self, provider_payment_id: str, refund_id: str) -> GatewayRefund | None:
+        """The refund of this payment that carries our `refund_id`, if the gateway has one."""
+
+    def captured_payments(self, provider_order_id: str) -> list[str]:
+        """The ids of the provider payments of this order that the gateway captured."""
+
 
 def _hmac_hex(secret: str, message: bytes) -> str:
     return hmac.new(secret.encode(), message, hashlib.sha256).hexdigest()
@@ -37,7 +71,13 @@ def _matches(expected: str, given: str) -> bool:
 
 
 class OfflineGateway:
-    """Creates orders locally and checks HMAC-SHA256 signatures; no network."""
+    """Creates orders locally, checks HMAC-SHA256 signatures and refunds at once; no network, no state.
+
+    Its refund id is derived from our `refund_id`, so sending a refund again
+    is harmless and gives the same answer; having no memory, it finds no
+    earlier refund and knows of no capture beyond those the service is told
+    of (by confirm and the webhook).
+    """
 
     def __init__(self, secret: str, webhook_secret: str):
         self._secret = secret
@@ -57,3 +97,25 @@ class OfflineGateway:
 
     def verify_webhook(self, raw_body: bytes, signature: str) -> bool:
         return _matches(self.sign_webhook(raw_body), signature)
+
+    def refund(self, provider_payment_id: str, amount: Decimal, currency: str, refund_id: str) -> GatewayRefund:
+        return GatewayRefund(offline_refund_id(refund_id), "processed")
+
+    def find_refund(self, provider_payment_id: str, refund_id: str) -> GatewayRefund | None:
+        return None
+
+    def captured_payments(self, provider_order_id: str) -> list[str]:
+        return []
+
+
+def offline_refund_id(refund_id: str) -> str:
+    """The offline gateway's id for our refund: the same for every send of it."""
+    return "rfnd_" + hashlib.sha256(refund_id.encode()).hexdigest()[:14]
+
+
+def gateway_from(settings: dict) -> PaymentGateway:
+    """The gateway named by the GATEWAY setting, or the object given in its place (a test's)."""
+    chosen = settings["GATEWAY"]
+    if not isinstance(chosen, str):
+        return chosen
+    return OfflineGateway(settings["GATEWAY_SECRET"], settings["GATEWAY_WEBHOOK_SECRET"])

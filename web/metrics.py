@@ -45,6 +45,18 @@ SWEEP_DURATION = Histogram("payment_sweep_duration_seconds", "Time one sweep run
                            buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0))
 SWEEP_LAST_SUCCESS = Gauge("payment_sweep_last_success_timestamp_seconds",
                            "Unix time of the last sweep that finished without error.", multiprocess_mode="max")
+REFUND_RUNS = Counter("refund_job_runs", "Runs of the refund job, by outcome (ok or failed).", ["outcome"])
+REFUND_ATTEMPTS = Counter("refund_attempts", "Refunds sent to the gateway, by what came of each: succeeded, "
+                          "failed (for good), retry (a transient error, or the gateway has yet to settle it).",
+                          ["outcome"])
+REFUND_LAST_SUCCESS = Gauge("refund_job_last_success_timestamp_seconds",
+                            "Unix time of the last refund job run that finished without error.",
+                            multiprocess_mode="max")
+RECONCILE_RUNS = Counter("reconcile_runs", "Runs of the payment reconciliation, by outcome (ok or failed).",
+                         ["outcome"])
+RECONCILE_LAST_SUCCESS = Gauge("reconcile_last_success_timestamp_seconds",
+                               "Unix time of the last reconciliation that finished without error.",
+                               multiprocess_mode="max")
 
 
 # Label values come from closed sets only: a method a client makes up must not make a new series.
@@ -71,6 +83,21 @@ def record_sweep(cancelled: int, duration_s: float, *, failed: bool = False) -> 
     if not failed:
         SWEEP_CANCELLED.inc(cancelled)
         SWEEP_LAST_SUCCESS.set(time.time())
+
+
+def record_refund_run(outcomes: dict[str, int], *, failed: bool = False) -> None:
+    """Count one run of the refund job and what its attempts came to; its callers (scheduler, CLI) call this."""
+    REFUND_RUNS.labels("failed" if failed else "ok").inc()
+    for outcome, count in outcomes.items():
+        REFUND_ATTEMPTS.labels(outcome).inc(count)
+    if not failed:
+        REFUND_LAST_SUCCESS.set(time.time())
+
+
+def record_reconcile_run(*, failed: bool = False) -> None:
+    RECONCILE_RUNS.labels("failed" if failed else "ok").inc()
+    if not failed:
+        RECONCILE_LAST_SUCCESS.set(time.time())
 
 
 def record_cart_sweep(cancelled: int) -> None:

@@ -250,7 +250,8 @@ class Confirmed(Response):
 
 class WebhookAck(Response):
     event_id: str
-    outcome: Literal["captured", "already_captured", "refused", "failed", "ignored", "unknown_order", "duplicate"]
+    outcome: Literal["captured", "already_captured", "refused", "failed", "ignored", "unknown_order", "succeeded",
+                     "unknown_refund", "duplicate"]
 
 
 # ---- cart deletion (seed 001) --------------------------------------------------------------------

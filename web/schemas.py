@@ -5,7 +5,7 @@ from datetime import date, time
 from decimal import Decimal, InvalidOperation
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictInt, StrictStr
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictInt, StrictStr, model_validator
 
 from machines.ids import UUID_PATTERN, is_uuid
 from machines.limits import AMOUNT_INTEGER_DIGITS, MAX_QUANTITY
@@ -110,12 +110,21 @@ class Confirmation(Body):
 
 
 class GatewayEvent(BaseModel):
+    """A payment's capture or failure, or the outcome of a refund (which also names the gateway's refund id)."""
+
     model_config = ConfigDict(extra="ignore", strict=True)
 
     event_id: Annotated[StrictStr, Field(min_length=1, max_length=128)]
-    event: Literal["payment.captured", "payment.failed"]
+    event: Literal["payment.captured", "payment.failed", "refund.processed", "refund.failed"]
     provider_order_id: Annotated[StrictStr, Field(min_length=1, max_length=64)]
     provider_payment_id: Annotated[StrictStr, Field(min_length=1, max_length=64)]
+    provider_refund_id: Annotated[StrictStr, Field(min_length=1, max_length=64)] | None = None
+
+    @model_validator(mode="after")
+    def _refund_events_name_the_refund(self):
+        if self.event.startswith("refund.") and self.provider_refund_id is None:
+            raise ValueError(f"{self.event} needs provider_refund_id")
+        return self
 
 
 class Empty(Body):

@@ -24,10 +24,10 @@ def webhook():
     try:
         event = GatewayEvent.model_validate(json_object())
     except ValidationError as exc:
-        raise ApiError(400, "Invalid event", "The body is not a payment.captured or payment.failed event.",
-                       fields=field_errors(exc)) from None
+        raise ApiError(400, "Invalid event", "The body is not a payment.captured, payment.failed, refund.processed "
+                       "or refund.failed event.", fields=field_errors(exc)) from None
     outcome = handle_event(event.event_id, event.event, event.provider_order_id, event.provider_payment_id,
-                           now=now())
+                           event.provider_refund_id, now=now())
     return WebhookAck(event_id=event.event_id, outcome=outcome).body()
 
 

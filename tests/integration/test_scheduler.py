@@ -252,12 +252,24 @@ def test_a_run_skipped_while_another_process_sweeps_is_logged_with_counts_and_ch
     assert payment_row(app, payment["transaction_id"]).status == "PENDING"
 
 
-def test_the_longest_allowed_sweep_interval_still_starts_the_scheduler(make_app):
-    from web.config import MAX_SECONDS
+def test_the_longest_allowed_intervals_still_start_the_scheduler(make_app):
+    from web.config import MAX_MINUTES, MAX_SECONDS
 
-    app = make_app(SCHEDULER_ENABLED=True, SWEEP_INTERVAL_SECONDS=MAX_SECONDS)
+    app = make_app(SCHEDULER_ENABLED=True, SWEEP_INTERVAL_SECONDS=MAX_SECONDS, REFUND_INTERVAL_SECONDS=MAX_SECONDS,
+                   RECONCILE_INTERVAL_MINUTES=MAX_MINUTES)
     scheduler = app.extensions["scheduler"]
     try:
-        assert scheduler.running and len(scheduler.get_jobs()) == 1
+        assert scheduler.running
+        assert sorted(job.id for job in scheduler.get_jobs()) == ["reconcile-payments", "refund-job",
+                                                                  "stale-payment-sweep"]
+    finally:
+        scheduler.shutdown(wait=True)
+
+
+def test_reconciliation_interval_zero_schedules_no_reconciliation(make_app):
+    app = make_app(SCHEDULER_ENABLED=True, RECONCILE_INTERVAL_MINUTES=0)
+    scheduler = app.extensions["scheduler"]
+    try:
+        assert sorted(job.id for job in scheduler.get_jobs()) == ["refund-job", "stale-payment-sweep"]
     finally:
         scheduler.shutdown(wait=True)
