@@ -32,7 +32,7 @@ def positive_number(unit: str, longest: float):
         if not number.is_finite() or number <= 0 or float(number) <= 0:
             raise click.BadParameter(f"must be a positive number of {unit}, not {value!r}")
         if number > longest:
-            raise click.BadParameter(f"must be at most {longest:g} {unit} (about 100 years), not {value!r}")
+            raise click.BadParameter(f"must be at most {longest:.15g} {unit} (about 100 years), not {value!r}")
         return float(number)
 
     return check

@@ -1,14 +1,14 @@
-"""`flask --app web state-diagram cart|payment` (SPEC §4), and the README's copies of its output."""
+"""`flask --app web state-diagram cart|payment|refund` (SPEC §4), and the README's copies of its output."""
 
 import re
 from pathlib import Path
 
 import pytest
 
-from machines import CART_MACHINE, PAYMENT_MACHINE
+from machines import CART_MACHINE, PAYMENT_MACHINE, REFUND_MACHINE
 
 README = Path(__file__).resolve().parents[2] / "README.md"
-HEADINGS = {"cart": "### Cart", "payment": "### Payment"}
+HEADINGS = {"cart": "### Cart", "payment": "### Payment", "refund": "### Refund"}
 
 
 def diagram(runner, machine: str) -> str:
@@ -17,7 +17,7 @@ def diagram(runner, machine: str) -> str:
     return result.output
 
 
-@pytest.mark.parametrize("table", [CART_MACHINE, PAYMENT_MACHINE], ids=lambda t: t.entity)
+@pytest.mark.parametrize("table", [CART_MACHINE, PAYMENT_MACHINE, REFUND_MACHINE], ids=lambda t: t.entity)
 def test_the_diagram_is_mermaid_with_every_state_and_every_transition_of_the_table(runner, table):
     text = diagram(runner, table.entity)
 
@@ -53,7 +53,7 @@ def readme_diagram(readme: str, machine: str) -> str | None:
     return block.group(1) if block else None
 
 
-@pytest.mark.parametrize("machine", ["cart", "payment"])
+@pytest.mark.parametrize("machine", ["cart", "payment", "refund"])
 def test_the_readme_shows_exactly_what_the_command_prints(runner, machine):
     copy = readme_diagram(README.read_text(), machine)
     assert copy is not None, (f"README.md needs a '## State machines' section with '{HEADINGS[machine]}' and a "
