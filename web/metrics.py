@@ -3,8 +3,9 @@
 Under gunicorn, gunicorn.conf.py sets PROMETHEUS_MULTIPROC_DIR before any
 worker starts; prometheus-client then keeps each worker's samples in files
 there and /metrics adds them up, whichever worker answers the scrape. The
-open-payment gauges are not kept per process: they are one cheap query at
-scrape time.
+open-payment and refund gauges are not kept per process: they are read from
+the database at scrape time, in one transaction. The alerting rules kept in
+deploy/prometheus/alerts.yml use these names; tests hold the two together.
 """
 
 import os
@@ -19,11 +20,11 @@ from prometheus_client.multiprocess import MultiProcessCollector
 from sqlalchemy import case, func, select
 from sqlalchemy.exc import SQLAlchemyError
 
-from machines import OPEN_PAYMENT_STATES
+from machines import OPEN_PAYMENT_STATES, RefundStatus
 from machines.deletion_policy import stale_cutoff
 from persistence import writer
 from persistence.db import db
-from persistence.models import Payment, open_payments_only
+from persistence.models import Payment, Refund, open_payments_only
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 
@@ -105,8 +106,14 @@ def record_cart_sweep(cancelled: int) -> None:
     SWEEP_CANCELLED.inc(cancelled)
 
 
-class OpenPaymentsCollector:
-    """Open payments by state, how many are past the timeout, and the oldest's age: one query per scrape."""
+# The scheduler's job ids (scheduler.py) and the settings of their intervals. Not imported from there:
+# scheduler.py imports this module. The label is not called `job`: Prometheus gives every target a `job`
+# label of its own, and the rules aggregate by it.
+SCHEDULED_JOBS = {"stale-payment-sweep": "SWEEP_INTERVAL_SECONDS", "refund-job": "REFUND_INTERVAL_SECONDS"}
+
+
+class DatabaseCollector:
+    """Open payments and refunds by state and the oldest of each, read at scrape time in one transaction."""
 
     def __init__(self, app: Flask):
         self.app = app
@@ -114,7 +121,7 @@ class OpenPaymentsCollector:
     def collect(self):
         up = GaugeMetricFamily("metrics_database_up", "1 if the scrape could query the database, else 0.")
         try:
-            rows = self._query()
+            open_payments, refunds = self._query()
         except SQLAlchemyError:
             db.session.rollback()
             up.add_metric([], 0)
@@ -122,34 +129,72 @@ class OpenPaymentsCollector:
             return
         up.add_metric([], 1)
         yield up
-        by_state = GaugeMetricFamily("payments_open", "Open payments (INITIATED, PENDING) by state.",
-                                     labels=["state"])
-        stale = GaugeMetricFamily("payments_open_stale", "Open payments older than PAYMENT_TIMEOUT_MINUTES, "
-                                  "by state: the sweep should have cancelled them.", labels=["state"])
-        oldest = GaugeMetricFamily("payments_open_oldest_age_seconds", "Age of the oldest open payment "
-                                   "(0 when there is none).")
         now = self.app.config["CLOCK"]()
-        oldest_at = None
-        for state in OPEN_PAYMENT_STATES:
-            count, stale_count, first = rows.get(state.value, (0, 0, None))
-            by_state.add_metric([state.value], count)
-            stale.add_metric([state.value], stale_count or 0)
-            if first is not None and (oldest_at is None or first < oldest_at):
-                oldest_at = first
-        oldest.add_metric([], max((now - oldest_at).total_seconds(), 0.0) if oldest_at else 0.0)
-        yield from (by_state, stale, oldest)
+        yield from _open_payment_gauges(open_payments, now)
+        yield from _refund_gauges(refunds, now)
 
-    def _query(self) -> dict:
+    def _query(self) -> tuple[dict, dict]:
         cutoff = stale_cutoff(self.app.config["CLOCK"](), self.app.config["PAYMENT_TIMEOUT_MINUTES"])
-        statement = (
+        open_payments = (
             select(Payment.status, func.count(), func.sum(case((Payment.created_at <= cutoff, 1), else_=0)),
                    func.min(Payment.created_at))
             .where(open_payments_only())  # the states written out: the partial index then applies
             .group_by(Payment.status)
         )
-        rows = {status: (count, stale, first) for status, count, stale, first in db.session.execute(statement)}
+        # Only late captures make refunds, so the table stays small; the (status, next_attempt_at) index
+        # covers the counts.
+        refunds = select(Refund.status, func.count(), func.min(Refund.created_at)).group_by(Refund.status)
+        payment_rows = {status: (count, stale, first)
+                        for status, count, stale, first in db.session.execute(open_payments)}
+        refund_rows = {status: (count, first) for status, count, first in db.session.execute(refunds)}
         db.session.rollback()
-        return rows
+        return payment_rows, refund_rows
+
+
+def _open_payment_gauges(rows: dict, now):
+    by_state = GaugeMetricFamily("payments_open", "Open payments (INITIATED, PENDING) by state.", labels=["state"])
+    stale = GaugeMetricFamily("payments_open_stale", "Open payments older than PAYMENT_TIMEOUT_MINUTES, "
+                              "by state: the sweep should have cancelled them.", labels=["state"])
+    oldest = GaugeMetricFamily("payments_open_oldest_age_seconds", "Age of the oldest open payment "
+                               "(0 when there is none).")
+    oldest_at = None
+    for state in OPEN_PAYMENT_STATES:
+        count, stale_count, first = rows.get(state.value, (0, 0, None))
+        by_state.add_metric([state.value], count)
+        stale.add_metric([state.value], stale_count or 0)
+        if first is not None and (oldest_at is None or first < oldest_at):
+            oldest_at = first
+    oldest.add_metric([], _age(now, oldest_at))
+    return by_state, stale, oldest
+
+
+def _refund_gauges(rows: dict, now):
+    # Every state, 0 included: a rule on refunds{state="FAILED"} then sees a series before the first failure.
+    by_state = GaugeMetricFamily("refunds", "Refunds by state (REQUESTED, SUCCEEDED, FAILED).", labels=["state"])
+    for state in RefundStatus:
+        by_state.add_metric([state.value], rows.get(state.value, (0, None))[0])
+    oldest = GaugeMetricFamily("refunds_requested_oldest_age_seconds", "Age of the oldest REQUESTED refund, "
+                               "from when it was first requested (0 when there is none).")
+    oldest.add_metric([], _age(now, rows.get(RefundStatus.REQUESTED.value, (0, None))[1]))
+    return by_state, oldest
+
+
+def _age(now, since) -> float:
+    return max((now - since).total_seconds(), 0.0) if since is not None else 0.0
+
+
+class ScheduleCollector:
+    """The configured interval of each scheduled job, so that alerting rules need not repeat the configuration."""
+
+    def __init__(self, app: Flask):
+        self.app = app
+
+    def collect(self):
+        interval = GaugeMetricFamily("scheduler_job_interval_seconds", "Seconds between two runs of a scheduled "
+                                     "job, as configured.", labels=["scheduler_job"])
+        for job, setting in SCHEDULED_JOBS.items():
+            interval.add_metric([job], float(self.app.config[setting]))
+        yield interval
 
 
 class _Scrape:
@@ -170,7 +215,8 @@ def exposition() -> tuple[bytes, str]:
         MultiProcessCollector(process_metrics)
     else:
         process_metrics = REGISTRY
-    scrape = _Scrape(process_metrics, OpenPaymentsCollector(current_app._get_current_object()))
+    app = current_app._get_current_object()
+    scrape = _Scrape(process_metrics, DatabaseCollector(app), ScheduleCollector(app))
     return generate_latest(scrape), CONTENT_TYPE_LATEST
 
 

@@ -1,9 +1,17 @@
-"""/metrics (SPEC §3 Operations): Prometheus text with requests, transitions, open payments, sweeps."""
+"""/metrics (SPEC §3 Operations): Prometheus text with requests, transitions, open payments, sweeps, refunds."""
 
+import time
+
+import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+import scheduler
+from tests.alert_rules import alerting_rules, selectors
 from tests.builders import confirm, make_cart, make_payment, register, send_webhook, start_payment
+from tests.gateways import ScriptedGateway
 from web import metrics
+
+REFUND_STATES = ("REQUESTED", "SUCCEEDED", "FAILED")
 
 
 def scrape(client) -> dict[tuple, float]:
@@ -17,6 +25,25 @@ def scrape(client) -> dict[tuple, float]:
 
 def value(samples: dict, name: str, **labels) -> float:
     return samples.get((name, tuple(sorted(labels.items()))), 0.0)
+
+
+def refunds_by_state(samples: dict) -> dict[str, float]:
+    """refunds{state}; every state must be there, 0 included."""
+    return {state: samples[("refunds", (("state", state),))] for state in REFUND_STATES}
+
+
+def late_capture(app, client, user, provider_payment_id: str) -> dict:
+    """A confirm of a payment its owner cancelled: refused, and a refund of that capture REQUESTED."""
+    payment = make_payment(app, client, user)
+    assert client.post(f"/api/payments/{payment['transaction_id']}/cancel/", headers=user["headers"]).status_code == 200
+    assert confirm(app, client, user, payment, provider_payment_id=provider_payment_id).status_code == 409
+    return payment
+
+
+def send_refunds(app) -> str:
+    result = app.test_cli_runner().invoke(args=["send-refunds"])
+    assert result.exit_code == 0, result.output
+    return result.stdout.strip()
 
 
 def test_request_latency_is_counted_by_url_rule_method_and_status_not_by_raw_path(client):
@@ -112,4 +139,87 @@ def test_metrics_still_answer_when_the_database_is_down(make_app):
     app = make_app(DATABASE_URL="postgresql+psycopg://postgres@127.0.0.1:1/x?connect_timeout=2")
     samples = scrape(app.test_client())
     assert value(samples, "metrics_database_up") == 0
-    assert not any(name == "payments_open" for name, _ in samples)
+    assert not any(name in ("payments_open", "refunds") for name, _ in samples)
+    assert value(samples, "scheduler_job_interval_seconds", scheduler_job="refund-job") == 30
+
+
+def test_every_refund_state_is_gauged_at_zero_before_the_first_refund(client):
+    samples = scrape(client)
+
+    assert refunds_by_state(samples) == {"REQUESTED": 0, "SUCCEEDED": 0, "FAILED": 0}
+    assert value(samples, "refunds_requested_oldest_age_seconds") == 0
+
+
+def test_late_captures_are_gauged_as_requested_refunds_with_the_age_of_the_oldest(app, client, clock):
+    customer = register(client)
+    before = scrape(client)
+    late_capture(app, client, customer, "pay_late_1")
+    clock.advance(minutes=10)
+    late_capture(app, client, customer, "pay_late_2")
+    clock.advance(minutes=5)
+
+    samples = scrape(client)
+
+    assert refunds_by_state(samples) == {"REQUESTED": 2, "SUCCEEDED": 0, "FAILED": 0}
+    assert value(samples, "refunds_requested_oldest_age_seconds") == 15 * 60
+    assert value(samples, "payment_late_captures_total") - value(before, "payment_late_captures_total") == 2
+
+
+def test_after_the_refund_job_the_refund_is_gauged_succeeded_and_the_run_is_counted(app, client, clock):
+    customer = register(client)
+    late_capture(app, client, customer, "pay_late_1")
+    clock.advance(hours=2)
+    before = scrape(client)
+    started = time.time()
+
+    assert send_refunds(app) == "Sent 1 refunds: 1 succeeded, 0 failed, 0 to retry"
+
+    after = scrape(client)
+    assert refunds_by_state(after) == {"REQUESTED": 0, "SUCCEEDED": 1, "FAILED": 0}
+    assert value(after, "refunds_requested_oldest_age_seconds") == 0
+    for name, labels in [("refund_job_runs_total", {"outcome": "ok"}),
+                         ("refund_attempts_total", {"outcome": "succeeded"})]:
+        assert value(after, name, **labels) - value(before, name, **labels) == 1
+    assert value(after, "refund_job_last_success_timestamp_seconds") >= started
+
+
+@pytest.fixture
+def refusing_app(app, make_app):
+    """An app on the emptied test database whose gateway refuses the next refund for good."""
+    gateway = ScriptedGateway()
+    gateway.fail_next("refund", "permanent")
+    return make_app(GATEWAY=gateway)
+
+
+def test_a_refund_the_gateway_refuses_is_gauged_failed(refusing_app):
+    client = refusing_app.test_client()
+    late_capture(refusing_app, client, register(client), "pay_late_1")
+
+    assert send_refunds(refusing_app) == "Sent 1 refunds: 0 succeeded, 1 failed, 0 to retry"
+
+    assert refunds_by_state(scrape(client)) == {"REQUESTED": 0, "SUCCEEDED": 0, "FAILED": 1}
+
+
+def test_the_configured_job_intervals_are_exposed_under_the_schedulers_job_ids(make_app):
+    app = make_app(SWEEP_INTERVAL_SECONDS=90, REFUND_INTERVAL_SECONDS=12.5)
+
+    samples = scrape(app.test_client())
+
+    assert {job: value(samples, "scheduler_job_interval_seconds", scheduler_job=job)
+            for job in (scheduler.JOB_ID, scheduler.REFUND_JOB_ID)} == {scheduler.JOB_ID: 90,
+                                                                       scheduler.REFUND_JOB_ID: 12.5}
+
+
+def test_every_series_the_alerting_rules_select_is_one_metrics_exposes(app, client):
+    """The rules in deploy/prometheus/alerts.yml cannot drift from the names and label values of the code."""
+    late_capture(app, client, register(client), "pay_late_1")
+    send_refunds(app)
+    exposed = scrape(client)
+
+    selected = [(rule["alert"], name, labels) for rule in alerting_rules() for name, labels in selectors(rule["expr"])]
+
+    assert {rule["alert"] for rule in alerting_rules()} == {alert for alert, _, _ in selected}
+    missing = [(alert, name, labels) for alert, name, labels in selected
+               if not any(exposed_name == name and labels.items() <= dict(exposed_labels).items()
+                          for exposed_name, exposed_labels in exposed)]
+    assert missing == []
