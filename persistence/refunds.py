@@ -151,14 +151,15 @@ def settle_from_gateway(provider_payment_id: str, provider_refund_id: str, succe
 
 
 def retry(refund_id: str, *, actor: str, now: datetime) -> Refund:
-    """An admin asks again: FAILED -> REQUESTED, due now, with a fresh count of attempts."""
+    """An admin asks again: FAILED -> REQUESTED, due now, with a fresh count of attempts and no gateway refund."""
     with unit_of_work() as uow:
         refund = locks.lock_refund(refund_id)
         if refund is None:
             raise NotFound("refund")
         try:
             transition(uow.session, REFUND, refund.id, "retry", observed=refund.status, actor=actor, now=now,
-                       values={"attempts": 0, "next_attempt_at": now}, loaded=refund)
+                       # The gateway's failed refund paid nothing; the next send makes a new one.
+                       values={"attempts": 0, "next_attempt_at": now, "provider_refund_id": None}, loaded=refund)
         except InvalidTransition:
             raise Conflict("refund_not_failed", f"The refund is {refund.status}; only a FAILED refund can be "
                                                 "retried.", status=refund.status) from None

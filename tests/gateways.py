@@ -61,8 +61,11 @@ class ScriptedGateway(OfflineGateway):
             if fault in ("transient", "permanent"):
                 self._raise(fault)
             self.refund_calls.append((refund_id, provider_payment_id))
-            if refund_id not in self.refunds:
-                made = GatewayRefund(offline_refund_id(refund_id), self.refund_status)
+            earlier = self.refunds.get(refund_id)
+            if earlier is None or earlier[3].status == "failed":
+                # As Razorpay: a refund it failed stays failed; sending again makes a new one.
+                key = refund_id if earlier is None else f"{refund_id}#{len(self.refund_calls)}"
+                made = GatewayRefund(offline_refund_id(key), self.refund_status)
                 self.refunds[refund_id] = (provider_payment_id, amount, currency, made)
             if fault == "lost_answer":
                 raise TransientGatewayError("connection reset after the refund was made")

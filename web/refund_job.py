@@ -7,8 +7,9 @@ its attempt counted) in a committed unit of work before the gateway is
 asked, with SKIP LOCKED on PostgreSQL, so no two processes send it at the
 same time (persistence/refunds.py).
 
-A refund is never sent twice: before every send the job asks the gateway for
-a refund carrying our refund_id, and takes that one if it exists. That
+A refund is never paid twice: before every send the job asks the gateway for
+a refund carrying our refund_id, and takes that one if it was processed or is
+pending (one the gateway failed paid nothing, and is sent again). That
 covers an answer lost on the way back, a process that died between the
 gateway's refund and our record, and a resend after an admin's retry.
 """
@@ -67,7 +68,9 @@ def _attempt(gateway: PaymentGateway, refund: ClaimedRefund, *, max_attempts: in
     """Ask the gateway; never raises for what the gateway says."""
     try:
         found = gateway.find_refund(refund.provider_payment_id, refund.refund_id)
-        if found is not None:
+        # A refund the gateway failed returned no money: after an admin's retry (or a refund.failed
+        # event we never got) a new one is sent. Only a processed or pending one is adopted.
+        if found is not None and found.status != "failed":
             return _from_gateway(found)
         if refund.attempt > max_attempts:
             # The last allowed attempt never reported back (its process died) and the gateway has no refund.

@@ -297,3 +297,56 @@ def test_the_job_passes_over_a_refund_another_transaction_holds(app, client, dat
         assert send_refunds(app) == "Sent 1 refunds: 1 succeeded, 0 failed, 0 to retry"
     finally:
         other.dispose()
+
+
+def test_a_refund_the_gateway_failed_without_telling_us_is_sent_anew(app, client, clock, gateway):
+    late_capture(app, client)
+    gateway.refund_status = "pending"
+    send_refunds(app)
+    refund = refund_of(app)
+    gateway.settle(refund.id, "failed")  # the gateway gave up on it...
+    gateway.refund_status = "processed"
+    clock.advance(minutes=1)
+    assert send_refunds(app) == "Sent 1 refunds: 1 succeeded, 0 failed, 0 to retry"  # ...and paid nothing: sent anew
+
+    refund = refund_of(app)
+    assert refund.status == "SUCCEEDED" and len(gateway.refund_calls) == 2
+    assert gateway.refunded_amount("pay_late") == refund.amount
+
+
+def test_an_admin_retry_of_a_failed_refund_sends_it_again(app, client, clock, gateway):
+    from persistence import refunds
+
+    late_capture(app, client)
+    gateway.fail_next("refund", "permanent")
+    send_refunds(app)
+    refund_id = refund_of(app).id
+    assert refund_of(app).status == "FAILED"
+
+    with app.app_context():
+        refunds.retry(refund_id, actor="admin:test", now=clock())
+    assert (refund_of(app).status, refund_of(app).attempts) == ("REQUESTED", 0)
+    assert send_refunds(app) == "Sent 1 refunds: 1 succeeded, 0 failed, 0 to retry"
+
+    assert [h[:3] for h in history_rows(app, "refund", refund_id)] == [
+        ("REQUESTED", "FAILED", "fail"), ("FAILED", "REQUESTED", "retry"), ("REQUESTED", "SUCCEEDED", "succeed")]
+    assert gateway.refunded_amount("pay_late") == refund_of(app).amount and len(gateway.refund_calls) == 1
+
+
+def test_an_admin_retry_after_a_refund_failed_event_sends_a_new_refund(app, client, clock, gateway):
+    from persistence import refunds
+
+    payment = late_capture(app, client)
+    gateway.refund_status = "pending"
+    send_refunds(app)
+    refund = refund_of(app)
+    gateway.settle(refund.id, "failed")
+    event = refund_event(payment, refund.provider_refund_id, "refund.failed", "evt_rf_failed")
+    assert send_webhook(app, client, event).json["outcome"] == "failed"
+    gateway.refund_status = "processed"
+
+    with app.app_context():
+        refunds.retry(refund.id, actor="admin:test", now=clock())
+    assert send_refunds(app) == "Sent 1 refunds: 1 succeeded, 0 failed, 0 to retry"
+    assert refund_of(app).provider_refund_id not in (None, refund.provider_refund_id)
+    assert gateway.refunded_amount("pay_late") == refund.amount
