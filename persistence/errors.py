@@ -27,11 +27,12 @@ class Conflict(Exception):
 
 
 class InvalidFields(Exception):
-    """Request fields that parse but are not acceptable (400 with `fields`)."""
+    """Request fields that parse but are not acceptable (400 with `fields`, and `detail` if one is given)."""
 
-    def __init__(self, fields: dict[str, str]):
+    def __init__(self, fields: dict[str, str], detail: str = "One or more fields are invalid."):
         super().__init__("; ".join(f"{k}: {v}" for k, v in fields.items()))
         self.fields = fields
+        self.detail = detail
 
 
 class InvalidSignature(Exception):

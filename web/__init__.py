@@ -9,7 +9,7 @@ from flask import Flask
 from persistence.db import db, migrate
 from persistence.engine import configure_engine, engine_options
 from web import accounts_api, bookings_api, carts_api, cli, errors, logs, payments_api, services_api, webhooks_api
-from web import cart_deletion_api, openapi, ops_api, path_ids
+from web import cart_deletion_api, openapi, ops_api, path_ids, refunds_api
 from web.config import load
 from web.gateway import gateway_from
 from web.requests import MAX_BODY_BYTES
@@ -40,7 +40,7 @@ def create_app(config: Mapping | None = None) -> Flask:
     errors.register(app)
     path_ids.register(app)
     for module in (accounts_api, services_api, carts_api, cart_deletion_api, payments_api, webhooks_api,
-                   bookings_api):
+                   bookings_api, refunds_api):
         app.register_blueprint(module.bp)
     app.register_blueprint(services_api.admin_bp)
     app.register_blueprint(openapi.bp)

@@ -28,6 +28,23 @@ def require_token(blueprint: Blueprint) -> Blueprint:
     return blueprint
 
 
+def require_admin(blueprint: Blueprint, what: str) -> Blueprint:
+    """Every endpoint of `blueprint` is for admins only.
+
+    Without a valid token it is a 401, for anyone else a 403 ("Only an administrator
+    can <what>."), both before anything about its path ids.
+    """
+    blueprint.before_request(_authenticate)
+
+    @blueprint.before_request
+    def _admins_only() -> None:
+        if request.method != "OPTIONS" and not g.user.is_admin:
+            raise ApiError(403, "Forbidden", f"Only an administrator can {what}.")
+
+    path_ids.check_after_earlier_hooks(blueprint)
+    return blueprint
+
+
 def current_user() -> Caller:
     return g.user
 

@@ -63,7 +63,7 @@ def register(app: Flask) -> None:
 
     @app.errorhandler(InvalidFields)
     def invalid_fields(exc: InvalidFields):
-        return error_response(400, "Invalid request", "One or more fields are invalid.", fields=exc.fields)
+        return error_response(400, "Invalid request", exc.detail, fields=exc.fields)
 
     @app.errorhandler(InvalidSignature)
     def invalid_signature(exc):

@@ -14,8 +14,10 @@ from flask import Blueprint, current_app
 from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
-from machines import CartStatus
-from web import accounts_api, bookings_api, cart_deletion_api, carts_api, ops_api, payments_api, services_api
+from machines import CartStatus, RefundStatus
+from machines.ids import UUID_PATTERN
+from web import accounts_api, bookings_api, cart_deletion_api, carts_api, ops_api, payments_api, refunds_api
+from web import services_api
 from web import responses as out
 from web import schemas as body
 from web import webhooks_api
@@ -108,7 +110,8 @@ LINKS = {
          {**_CART, "item_id": "$response.body#/items/0/item_id"})],
     ("post", "/api/payments/"): [(op, _PAYMENT) for op in (
         ("get", "/api/payments/{transaction_id}/"), ("get", "/api/payments/{transaction_id}/history/"),
-        ("post", "/api/payments/{transaction_id}/cancel/"), ("post", "/api/payments/{transaction_id}/confirm/"))],
+        ("post", "/api/payments/{transaction_id}/cancel/"), ("post", "/api/payments/{transaction_id}/confirm/"),
+        ("get", "/api/payments/{transaction_id}/refunds/"))],
 }
 
 
@@ -120,6 +123,7 @@ CART_ID = _id("cart_id", "cart's id (UUID)")
 ITEM_ID = _id("item_id", "item's id (UUID)")
 TXN = _id("transaction_id", "payment's transaction id (TXN + 12 letters/digits)")
 BOOKING_ID = _id("booking_id", "booking's id (UUID)")
+REFUND_ID = Param("refund_id", "path", {"type": "string"}, True, "The refund's id (UUID).")
 IDEMPOTENCY_KEY = Param("Idempotency-Key", "header", {"type": "string"}, False,
                         "1-255 visible ASCII characters, kept 24 hours; the same key and body replay the "
                         "first answer (201, 409 or 502).")
@@ -127,6 +131,16 @@ GATEWAY_SIGNATURE = Param("X-Gateway-Signature", "header", {"type": "string"}, T
                           "hex(HMAC-SHA256(GATEWAY_WEBHOOK_SECRET, raw body)); missing or wrong is a 401.")
 CART_STATUS = Param("status", "query", {"type": "string", "enum": [s.value for s in CartStatus]}, False,
                     "Only carts in this state (any other value is a 400).")
+
+REFUND_STATUS = Param("status", "query", {"type": "string", "enum": [s.value for s in RefundStatus]}, False,
+                      "Only refunds in this state (any other value is a 400).")
+PAGE_LIMIT = Param("limit", "query", {"type": "integer", "minimum": 1, "maximum": refunds_api.MAX_PAGE_SIZE,
+                                      "default": refunds_api.DEFAULT_PAGE_SIZE}, False,
+                   f"At most this many refunds (1-{refunds_api.MAX_PAGE_SIZE}, default "
+                   f"{refunds_api.DEFAULT_PAGE_SIZE}); anything else is a 400.")
+PAGE_BEFORE = Param("before", "query", {"type": "string", "pattern": UUID_PATTERN}, False,
+                    "A refund_id: only the refunds after it in this newest-first order (the next page after the "
+                    "one it ended). Not a UUID in canonical form, or no refund's id: a 400.")
 
 W = (400, 401, 404, 409, 413, 503)  # a write on an owned resource
 
@@ -179,6 +193,14 @@ OPERATIONS: tuple[Operation, ...] = (
               out.Confirmed, W, body.Confirmation, params=(TXN,)),
     Operation("post", "/api/payments/{transaction_id}/cancel/", payments_api.cancel, "payments", 200,
               out.PaymentOut, W, body.Empty, body_required=False, params=(TXN,)),
+    Operation("get", "/api/payments/{transaction_id}/refunds/", payments_api.payment_refunds, "refunds", 200,
+              Many(out.RefundOut), (401, 404, 503), params=(TXN,)),
+    Operation("get", "/api/admin/refunds/", refunds_api.list_refunds, "refunds", 200, Many(out.RefundOut),
+              (400, 401, 403, 503), params=(REFUND_STATUS, PAGE_LIMIT, PAGE_BEFORE)),
+    Operation("post", "/api/admin/refunds/{refund_id}/retry/", refunds_api.retry_refund, "refunds", 200,
+              out.RefundOut, (400, 401, 403, 404, 413, 503), body.Empty, body_required=False, params=(REFUND_ID,),
+              extra={409: (out.ConflictBody, "The refund is not FAILED (`refund_not_failed`, with its `status`); "
+                           "nothing changes.", ())}),
     Operation("post", "/api/payments/webhook/", webhooks_api.webhook, "payments", 200, out.WebhookAck,
               (400, 401, 413, 503), body.GatewayEvent, auth=False, params=(GATEWAY_SIGNATURE,)),
     Operation("get", "/api/bookings/", bookings_api.list_bookings, "bookings", 200, Many(out.BookingOut),

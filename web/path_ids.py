@@ -14,7 +14,7 @@ from machines.ids import is_transaction_id, is_uuid
 from persistence.errors import NotFound
 
 _FORMS = {"cart_id": ("cart", is_uuid), "item_id": ("item", is_uuid), "booking_id": ("booking", is_uuid),
-          "transaction_id": ("payment", is_transaction_id)}
+          "transaction_id": ("payment", is_transaction_id), "refund_id": ("refund", is_uuid)}
 # Blueprints that check their own path ids, in a hook after their authentication.
 _CHECKED_BY_BLUEPRINT: set[str] = set()
 

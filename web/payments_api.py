@@ -1,10 +1,10 @@
-"""Payments: start, read, confirm, cancel, history."""
+"""Payments: start, read, confirm, cancel, history, refunds."""
 
 import re
 
 from flask import Blueprint, current_app, request
 
-from persistence import payments
+from persistence import payments, refund_queries
 from persistence.history import history
 from web.auth import actor, current_user, require_token
 from web.checkout import start_payment
@@ -12,7 +12,7 @@ from web.clock import now
 from web.errors import ApiError
 from web.requests import json_object, parse
 from web.schemas import Confirmation, Empty, NewPayment
-from web.responses import Confirmed, history_json, payment_json
+from web.responses import Confirmed, history_json, payment_json, refund_json
 
 bp = require_token(Blueprint("payments", __name__, url_prefix="/api/payments"))
 
@@ -55,6 +55,12 @@ def payment_history(transaction_id: str):
     """The payment's transitions, refused captures included, oldest first."""
     payments.find_payment(current_user().id, transaction_id)
     return history_json(history("payment", transaction_id))
+
+
+@bp.get("/<transaction_id>/refunds/")
+def payment_refunds(transaction_id: str):
+    """The refunds of one of the caller's payments, oldest first."""
+    return [refund_json(r) for r in refund_queries.refunds_of_payment(current_user().id, transaction_id)]
 
 
 @bp.post("/<transaction_id>/confirm/")

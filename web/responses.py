@@ -12,7 +12,7 @@ from typing import Annotated, Literal, Self
 from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, ValidationError, WithJsonSchema
 from pydantic.json_schema import SkipJsonSchema
 
-from machines import BookingStatus, CartStatus, PaymentStatus
+from machines import BookingStatus, CartStatus, PaymentStatus, RefundStatus
 from machines.deletion_policy import DeletionInfo as Deletability
 from machines.deletion_policy import auto_cleanup_message
 from machines.deletion_policy import expires_at as expiry_of
@@ -22,7 +22,7 @@ from persistence.bookings import BookingView
 from persistence.carts import CartView
 from persistence.deletion import DeletionStatus as DeletionState
 from persistence.deletion import PaymentAge
-from persistence.models import Service, TransitionRecord
+from persistence.models import Refund, Service, TransitionRecord
 from persistence.payments import Captured, PaymentView
 
 CENTS = Decimal("0.01")
@@ -99,7 +99,7 @@ class ErrorBody(BaseModel):
 ConflictReason = Literal["cart_not_active", "cart_locked_by_payment", "cart_empty", "booking_slot_missing",
                          "payment_not_pending", "payment_not_open", "idempotency_key_reused",
                          "idempotency_key_in_progress", "email_taken", "cart_converted", "state_conflict",
-                         "amount_too_large"]
+                         "amount_too_large", "refund_not_failed"]
 
 
 class ConflictBody(ErrorBody):
@@ -246,6 +246,29 @@ class Confirmed(Response):
     def of(cls, captured: Captured, timeout_minutes: float) -> Self:
         return cls(payment=PaymentOut.of(captured.payment, timeout_minutes), booking=BookingOut.of(captured.booking),
                    cart=CartOut.of(captured.cart))
+
+
+class RefundOut(Response):
+    """Money the gateway captured that bought no booking, on its way back to the customer."""
+
+    refund_id: Uuid
+    transaction_id: TransactionId
+    provider_payment_id: str
+    amount: Money
+    currency: Annotated[str, Field(min_length=3, max_length=3)]
+    status: RefundStatus
+    attempts: Annotated[int, Field(ge=0, description="Attempts to send it since it was requested or retried.")]
+    provider_refund_id: str | None
+    last_error: str | None
+    created_at: Timestamp
+    updated_at: Timestamp
+
+    @classmethod
+    def of(cls, refund: Refund) -> Self:
+        return cls(refund_id=refund.id, transaction_id=refund.transaction_id,
+                   provider_payment_id=refund.provider_payment_id, amount=refund.amount, currency=refund.currency,
+                   status=refund.status, attempts=refund.attempts, provider_refund_id=refund.provider_refund_id,
+                   last_error=refund.last_error, created_at=refund.created_at, updated_at=refund.updated_at)
 
 
 class WebhookAck(Response):
@@ -396,3 +419,7 @@ def booking_json(view: BookingView) -> dict:
 
 def history_json(records: list[TransitionRecord]) -> list[dict]:
     return [HistoryEntry.of(r).body() for r in records]
+
+
+def refund_json(refund: Refund) -> dict:
+    return RefundOut.of(refund).body()

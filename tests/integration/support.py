@@ -40,6 +40,23 @@ def statements_failing(app, fragment: str, error: Exception):
         event.remove(engine, "before_cursor_execute", failing)
 
 
+@contextmanager
+def statements_recorded(app):
+    """The SQL of every statement sent to the database while the block runs, as a list that fills up."""
+    statements: list[str] = []
+
+    def record(_conn, _cursor, statement, *_args):
+        statements.append(statement)
+
+    with app.app_context():
+        engine = db.engine
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        yield statements
+    finally:
+        event.remove(engine, "before_cursor_execute", record)
+
+
 def count(app, model, *where) -> int:
     with app.app_context():
         return db.session.scalar(select(func.count()).select_from(model).where(*where))

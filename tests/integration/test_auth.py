@@ -4,12 +4,12 @@ import hashlib
 import re
 
 import pytest
-from sqlalchemy import event, select
+from sqlalchemy import select
 
 from persistence.db import db
 from persistence.models import ApiToken, User
 from tests.builders import auth, register
-from tests.integration.support import assert_json_error, count, snapshot
+from tests.integration.support import assert_json_error, count, snapshot, statements_recorded
 
 
 def test_registering_returns_the_user_id_the_email_and_a_working_token(app, client):
@@ -174,6 +174,9 @@ ID = "00000000-0000-0000-0000-000000000000"
     ("GET", f"/api/payments/{TXN}/history/"),
     ("POST", f"/api/payments/{TXN}/confirm/"),
     ("POST", f"/api/payments/{TXN}/cancel/"),
+    ("GET", f"/api/payments/{TXN}/refunds/"),
+    ("GET", "/api/admin/refunds/"),
+    ("POST", f"/api/admin/refunds/{ID}/retry/"),
     ("GET", f"/api/cart/carts/{ID}/deletion_status/"),
     ("DELETE", f"/api/cart/carts/{ID}/"),
     ("POST", f"/api/cart/carts/{ID}/cleanup_old_payments/"),
@@ -187,7 +190,7 @@ def test_every_customer_endpoint_needs_a_bearer_token(app, client, method, path)
     assert_json_error(response, 401)
 
 
-RESOURCE_TABLES = re.compile(r"\b(carts|cart_items|payments|bookings|transitions)\b")
+RESOURCE_TABLES = re.compile(r"\b(carts|cart_items|payments|bookings|refunds|transitions)\b")
 # Every route with an id in its path, the id malformed (not a UUID, not TXN + 12 upper-case letters/digits).
 MALFORMED_ID_PATHS = [
     ("GET", "/api/cart/carts/bad/"),
@@ -202,6 +205,7 @@ MALFORMED_ID_PATHS = [
     ("GET", "/api/payments/BAD/history/"),
     ("POST", "/api/payments/BAD/confirm/"),
     ("POST", "/api/payments/BAD/cancel/"),
+    ("GET", "/api/payments/BAD/refunds/"),
     ("GET", "/api/bookings/bad/"),
     ("GET", f"/api/bookings/{ID}%0A/"),  # a well-formed id and a newline: `$` alone would let it through
     ("GET", f"/api/payments/{TXN}%0A/"),
@@ -219,18 +223,9 @@ def test_without_a_token_a_malformed_path_id_is_401_not_404(app, client, method,
 @pytest.mark.parametrize(("method", "path"), MALFORMED_ID_PATHS)
 def test_with_a_valid_token_a_malformed_path_id_is_404_before_any_query(app, client, method, path):
     user = register(client)
-    statements = []
 
-    def record(_conn, _cursor, statement, *_args):
-        statements.append(statement)
-
-    with app.app_context():
-        engine = db.engine
-    event.listen(engine, "before_cursor_execute", record)
-    try:
+    with statements_recorded(app) as statements:
         response = client.open(path, method=method, headers=user["headers"], json={})
-    finally:
-        event.remove(engine, "before_cursor_execute", record)
 
     assert_json_error(response, 404)
     # the token may have been looked up; nothing asked the database about the malformed id
