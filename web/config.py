@@ -40,13 +40,22 @@ def _psycopg_driver(url: str | None) -> str | None:
     return url
 
 
-GATEWAY_NAMES = ("offline",)
+GATEWAY_NAMES = ("offline", "razorpay")
+# What GATEWAY=razorpay cannot start without: the API key pair and the webhook secret from Razorpay's dashboard.
+RAZORPAY_KEYS = ("RAZORPAY_KEY_ID", "RAZORPAY_KEY_SECRET", "RAZORPAY_WEBHOOK_SECRET")
 
 
 def _gateway(value):
     if isinstance(value, str) and value not in GATEWAY_NAMES:
         raise ValueError("unknown gateway")
     return value
+
+
+def _http_url(url: str) -> str:
+    if not url.startswith(("http://", "https://")):
+        raise ValueError("not an http(s) URL")
+    # The SDK appends "/v1/..." to it: a trailing slash would make every path "//v1/...".
+    return url.rstrip("/")
 
 
 def _span(longest: int, unit: str):
@@ -74,7 +83,16 @@ class Settings(BaseModel):
     CURRENCY: str = "INR"
     LOG_FORMAT: Literal["json", "console"] = Field("json", description="json or console")
     # A name from the environment; the factory's `config` may also pass a gateway object (tests inject theirs).
-    GATEWAY: Annotated[Any, AfterValidator(_gateway)] = Field("offline", description="offline")
+    GATEWAY: Annotated[Any, AfterValidator(_gateway)] = Field("offline", description="offline or razorpay")
+    RAZORPAY_KEY_ID: str = ""
+    RAZORPAY_KEY_SECRET: str = ""
+    RAZORPAY_WEBHOOK_SECRET: str = ""
+    RAZORPAY_BASE_URL: Annotated[str, AfterValidator(_http_url)] = Field(
+        "https://api.razorpay.com", description="an http:// or https:// URL")
+    # How long one call to Razorpay may wait to connect, and then for its answer; the caller (a request's worker,
+    # the refund job) waits that long. Past a few minutes it is an outage, not a slow answer.
+    RAZORPAY_TIMEOUT_SECONDS: Annotated[float, Field(gt=0, le=300, allow_inf_nan=False,
+                                                     description="a positive number of seconds")] = 10
     REFUND_INTERVAL_SECONDS: Seconds = 30
     REFUND_MAX_ATTEMPTS: Count = 8
     # 0 turns the scheduled reconciliation off; the command still runs.
@@ -96,6 +114,15 @@ def _refusal(error: dict) -> str:
     return f"{name} must be {must}, not {error['input']!r}"
 
 
+def _require_gateway_keys(settings: Settings) -> None:
+    if settings.GATEWAY != "razorpay":
+        return
+    missing = [name for name in RAZORPAY_KEYS if not getattr(settings, name).strip()]
+    if missing:
+        raise ConfigError(f"GATEWAY=razorpay needs {', '.join(missing)}: the API key id and secret and the "
+                          "webhook secret from Razorpay's dashboard")
+
+
 def default_database_url(instance_path: str) -> str:
     return f"sqlite:///{Path(instance_path) / 'cart.db'}"
 
@@ -108,6 +135,7 @@ def load(instance_path: str, overrides: Mapping | None = None, environ: Mapping 
         settings = Settings.model_validate({**given, **overrides})
     except ValidationError as exc:
         raise ConfigError("; ".join(_refusal(error) for error in exc.errors())) from None
+    _require_gateway_keys(settings)
     # Anything else given to the factory (test hooks such as GATEWAY) passes through.
     return {**overrides, **dict(settings),
             "DATABASE_URL": settings.DATABASE_URL or default_database_url(instance_path)}

@@ -118,4 +118,12 @@ def gateway_from(settings: dict) -> PaymentGateway:
     chosen = settings["GATEWAY"]
     if not isinstance(chosen, str):
         return chosen
+    if chosen == "razorpay":
+        # Imported here: it imports this module's errors, and the offline gateway needs neither the SDK nor requests.
+        from web.razorpay_gateway import RazorpayGateway  # noqa: PLC0415
+
+        return RazorpayGateway(key_id=settings["RAZORPAY_KEY_ID"], key_secret=settings["RAZORPAY_KEY_SECRET"],
+                               webhook_secret=settings["RAZORPAY_WEBHOOK_SECRET"],
+                               base_url=settings["RAZORPAY_BASE_URL"],
+                               timeout_seconds=settings["RAZORPAY_TIMEOUT_SECONDS"])
     return OfflineGateway(settings["GATEWAY_SECRET"], settings["GATEWAY_WEBHOOK_SECRET"])

@@ -110,3 +110,50 @@ def test_the_process_environment_is_read_by_default(monkeypatch):
     loaded = load(INSTANCE)
 
     assert (loaded["PAYMENT_TIMEOUT_MINUTES"], loaded["CURRENCY"], loaded["SCHEDULER_ENABLED"]) == (12.5, "EUR", False)
+
+
+RAZORPAY = {"GATEWAY": "razorpay", "RAZORPAY_KEY_ID": "rzp_test_1", "RAZORPAY_KEY_SECRET": "key-secret",
+            "RAZORPAY_WEBHOOK_SECRET": "webhook-secret"}
+
+
+def test_the_gateway_is_offline_unless_razorpay_is_chosen():
+    assert settings()["GATEWAY"] == "offline"
+    assert settings(**RAZORPAY)["GATEWAY"] == "razorpay"
+
+
+def test_a_gateway_other_than_offline_or_razorpay_is_refused():
+    with pytest.raises(ConfigError, match="GATEWAY must be offline or razorpay, not 'stripe'"):
+        settings(GATEWAY="stripe")
+
+
+@pytest.mark.parametrize("missing", ["RAZORPAY_KEY_ID", "RAZORPAY_KEY_SECRET", "RAZORPAY_WEBHOOK_SECRET"])
+def test_razorpay_without_its_keys_and_webhook_secret_is_refused_naming_what_is_missing(missing):
+    given = {name: value for name, value in RAZORPAY.items() if name != missing}
+
+    with pytest.raises(ConfigError, match=f"GATEWAY=razorpay needs {missing}:"):
+        settings(**given)
+    with pytest.raises(ConfigError, match=f"GATEWAY=razorpay needs {missing}:"):
+        settings(**{**given, missing: "  "})
+
+
+def test_the_offline_gateway_needs_no_razorpay_keys():
+    assert settings(GATEWAY="offline")["RAZORPAY_KEY_ID"] == ""
+
+
+def test_razorpay_is_reached_at_its_own_api_unless_another_base_url_is_given():
+    assert settings(**RAZORPAY)["RAZORPAY_BASE_URL"] == "https://api.razorpay.com"
+    # The SDK appends "/v1/..." to it.
+    assert settings(**RAZORPAY, RAZORPAY_BASE_URL="http://127.0.0.1:9010/")["RAZORPAY_BASE_URL"] == \
+        "http://127.0.0.1:9010"
+
+
+@pytest.mark.parametrize("url", ["127.0.0.1:9010", "ftp://example.com", ""])
+def test_a_razorpay_base_url_that_is_not_http_is_refused(url):
+    with pytest.raises(ConfigError, match="RAZORPAY_BASE_URL must be an http:// or https:// URL"):
+        settings(**RAZORPAY, RAZORPAY_BASE_URL=url)
+
+
+@pytest.mark.parametrize("raw", ["0", "-1", "nan", "301"])
+def test_a_razorpay_timeout_that_is_not_a_positive_number_of_seconds_up_to_five_minutes_is_refused(raw):
+    with pytest.raises(ConfigError, match="RAZORPAY_TIMEOUT_SECONDS must be"):
+        settings(**RAZORPAY, RAZORPAY_TIMEOUT_SECONDS=raw)
