@@ -196,13 +196,18 @@ def capture_found_by_reconciliation(provider_order_id: str, provider_payment_id:
         return "captured"
 
 
-def closed_orders_since(since: datetime) -> list[tuple[str, str, str]]:
-    """(transaction_id, provider_order_id, status) of each payment with a gateway order that became
-    CANCELLED or FAILED at or after `since`, oldest first. Both states are final: `updated_at` is when."""
-    closed = [PaymentStatus.CANCELLED.value, PaymentStatus.FAILED.value]
+def orders_settled_since(since: datetime) -> list[tuple[str, str, str, str | None]]:
+    """(transaction_id, provider_order_id, status, provider_payment_id) of each payment with a gateway
+    order that became SUCCESS, CANCELLED or FAILED at or after `since`, oldest first.
+
+    All three are final states, so `updated_at` is when. A SUCCESS payment's order is asked about
+    too: a second capture on a paid order (the customer paid twice, and only one reached us) bought
+    nothing and must be refunded like any late capture.
+    """
+    settled = [PaymentStatus.SUCCESS.value, PaymentStatus.CANCELLED.value, PaymentStatus.FAILED.value]
     rows = db.session.execute(
-        select(Payment.transaction_id, Payment.provider_order_id, Payment.status)
-        .where(Payment.status.in_(closed), Payment.updated_at >= since, Payment.provider_order_id.is_not(None))
+        select(Payment.transaction_id, Payment.provider_order_id, Payment.status, Payment.provider_payment_id)
+        .where(Payment.status.in_(settled), Payment.updated_at >= since, Payment.provider_order_id.is_not(None))
         .order_by(Payment.updated_at, Payment.transaction_id))
     return [tuple(row) for row in rows]
 

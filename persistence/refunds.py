@@ -96,12 +96,14 @@ class Attempt:
     error: str | None = None
 
 
-def record_attempt(claimed: ClaimedRefund, attempt: Attempt, *, max_attempts: int, actor: str,
-                   now: datetime) -> str:
+def record_attempt(claimed: ClaimedRefund, attempt: Attempt, *, actor: str, now: datetime) -> str:
     """Write what the gateway said; return the refund's outcome: succeeded, failed or retry.
 
-    A transient error on the last allowed attempt fails the refund. A refund
-    that is no longer REQUESTED (a webhook settled it meanwhile) is left as it is.
+    A transient error leaves the refund REQUESTED, due again when its claim
+    said, even after the last allowed attempt: the gateway may have refunded
+    and lost its answer, so the job's next look asks it before failing the
+    refund (web/refund_job.py). A refund that is no longer REQUESTED (a
+    webhook settled it meanwhile) is left as it is.
     """
     with unit_of_work() as uow:
         refund = locks.lock_refund(claimed.refund_id)
@@ -110,10 +112,8 @@ def record_attempt(claimed: ClaimedRefund, attempt: Attempt, *, max_attempts: in
         if attempt.outcome == "succeeded":
             outcome = _settle(uow, refund, "succeed", actor=actor, now=now,
                               values={"provider_refund_id": attempt.provider_refund_id, "last_error": None})
-        elif attempt.outcome == "failed" or (attempt.outcome == "retry" and claimed.attempt >= max_attempts):
-            error = attempt.error if attempt.outcome == "failed" else (
-                f"{attempt.error} (attempt {claimed.attempt} of {max_attempts}: no attempts left)")
-            outcome = _settle(uow, refund, "fail", actor=actor, now=now, values={"last_error": _clip(error)})
+        elif attempt.outcome == "failed":
+            outcome = _settle(uow, refund, "fail", actor=actor, now=now, values={"last_error": _clip(attempt.error)})
         else:
             if attempt.provider_refund_id:
                 refund.provider_refund_id = attempt.provider_refund_id

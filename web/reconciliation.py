@@ -2,8 +2,10 @@
 
 A capture can reach the gateway and never reach us (the customer closed the
 tab, the webhook was lost). For every payment that became CANCELLED or FAILED
-in the last N hours, ask the gateway which provider payments of its order it
-captured; each one that bought no booking and has no refund yet is refused,
+in the last N hours — and every one that became SUCCESS, whose order may hold
+a second capture besides the one that bought its booking — ask the gateway
+which provider payments of its order it captured; each one that bought no
+booking and has no refund yet is refused,
 recorded and refunded exactly as a late confirm or webhook would be
 (persistence/payments.py decides under the cart lock, so any number of runs,
 also at once and beside the webhook, request one refund). Called by the
@@ -50,7 +52,7 @@ def reconcile(gateway: PaymentGateway, *, now: datetime, hours: float, actor: st
     """Check the orders of the payments closed in the last `hours` against what the gateway captured."""
     run = Reconciliation()
     started = time.perf_counter()
-    for transaction_id, order_id, status in payments.closed_orders_since(now - timedelta(hours=hours)):
+    for transaction_id, order_id, status, own_capture in payments.orders_settled_since(now - timedelta(hours=hours)):
         where = f"Order {order_id} (payment {transaction_id}, {status})"
         try:
             captured = gateway.captured_payments(order_id)
@@ -61,6 +63,8 @@ def reconcile(gateway: PaymentGateway, *, now: datetime, hours: float, actor: st
                         error=str(exc))
             continue
         run.orders += 1
+        # A SUCCESS payment's own capture is what bought its booking: not a finding.
+        captured = [provider_payment_id for provider_payment_id in captured if provider_payment_id != own_capture]
         if not captured:
             continue
         found = []

@@ -55,7 +55,7 @@ def send_refunds(gateway: PaymentGateway, *, clock, max_attempts: int, actor: st
         claimed = refunds.claim_due(now=clock(), limit=batch_size)
         for refund in claimed:
             attempt = _attempt(gateway, refund, max_attempts=max_attempts)
-            outcome = refunds.record_attempt(refund, attempt, max_attempts=max_attempts, actor=actor, now=clock())
+            outcome = refunds.record_attempt(refund, attempt, actor=actor, now=clock())
             run.outcomes[outcome] += 1
             _log_attempt(refund, attempt, outcome)
         if len(claimed) < batch_size:
@@ -73,8 +73,10 @@ def _attempt(gateway: PaymentGateway, refund: ClaimedRefund, *, max_attempts: in
         if found is not None and found.status != "failed":
             return _from_gateway(found)
         if refund.attempt > max_attempts:
-            # The last allowed attempt never reported back (its process died) and the gateway has no refund.
-            return Attempt("failed", error=f"No attempts left after {max_attempts}; the gateway has no refund.")
+            # Every allowed attempt failed for a reason that may pass, or never reported back; the gateway
+            # holds no refund of ours, so none of them was paid: it is FAILED now, for an admin to see.
+            return Attempt("failed", error=f"No attempts left: {max_attempts} attempts failed, and the gateway "
+                                           "holds no refund of ours.")
         return _from_gateway(gateway.refund(refund.provider_payment_id, refund.amount, refund.currency,
                                             refund.refund_id))
     except TransientGatewayError as exc:

@@ -89,19 +89,19 @@ def test_failed_and_superseded_payments_are_checked_and_only_orders_with_capture
                                       "provider_order_id": failed["provider_order_id"],
                                       "provider_payment_id": "pay_declined"}).json["outcome"] == "failed"
     quiet = cancelled(app, client, user)
-    gateway.capture(winner["provider_order_id"], "pay_won")  # a SUCCESS payment's order is not checked
+    gateway.capture(winner["provider_order_id"], "pay_won")  # its own success: checked, not a finding
     gateway.capture(superseded["provider_order_id"], "pay_sup")
     gateway.capture(failed["provider_order_id"], "pay_retried_and_captured")
 
     lines = reconcile(app)
 
-    assert lines[-1] == "Checked 3 orders, found 2 captures, requested 2 refunds"
+    assert lines[-1] == "Checked 4 orders, found 2 captures, requested 2 refunds"
     assert sorted(lines[:-1]) == sorted([
         f"Order {superseded['provider_order_id']} (payment {superseded['transaction_id']}, CANCELLED): "
         "pay_sup refund requested",
         f"Order {failed['provider_order_id']} (payment {failed['transaction_id']}, FAILED): "
         "pay_retried_and_captured refund requested"])
-    assert quiet["provider_order_id"] not in "\n".join(lines)
+    assert quiet["provider_order_id"] not in "\n".join(lines) and winner["provider_order_id"] not in "\n".join(lines)
     assert {r[1] for r in refunds(app)} == {"pay_sup", "pay_retried_and_captured"}
 
 
@@ -163,3 +163,17 @@ def test_reconciliations_and_webhooks_at_once_request_one_refund(app, client, ga
     assert refunds(app) == [(payment["transaction_id"], "pay_lost", "REQUESTED")]
     requested = sum(a.endswith("requested 1 refunds") for a in answers[:3])
     assert answers[3:] == ["refused"] * 3 and requested <= 1
+
+
+def test_a_second_capture_on_a_paid_order_that_never_reached_us_is_refunded(app, client, gateway):
+    user = register(client)
+    payment = make_payment(app, client, user)
+    order, txn = payment["provider_order_id"], payment["transaction_id"]
+    gateway.capture(order, "pay_first_never_told")
+    gateway.capture(order, "pay_second")
+    assert confirm(app, client, user, payment, provider_payment_id="pay_second").status_code == 200
+
+    assert reconcile(app) == [f"Order {order} (payment {txn}, SUCCESS): pay_first_never_told refund requested",
+                              "Checked 1 orders, found 1 captures, requested 1 refunds"]
+    assert refunds(app) == [(txn, "pay_first_never_told", "REQUESTED")]
+    assert len(client.get("/api/bookings/", headers=user["headers"]).json) == 1  # the booking stands

@@ -118,19 +118,34 @@ def test_a_permanent_refusal_fails_the_refund_at_error_level(app, client, gatewa
     assert send_refunds(app).startswith("Sent 0 refunds")
 
 
-def test_the_last_allowed_attempt_failing_transiently_fails_the_refund(app, client, clock, gateway):
+def test_after_the_last_allowed_attempt_fails_transiently_the_next_look_fails_the_refund(app, client, clock, gateway):
     late_capture(app, client)
     gateway.fail_next("refund", "transient", times=4)  # REFUND_MAX_ATTEMPTS=4
 
     outputs = []
-    for _ in range(4):
+    for _ in range(5):
         outputs.append(send_refunds(app))
         clock.advance(hours=1)
 
-    assert outputs[-1] == "Sent 1 refunds: 0 succeeded, 1 failed, 0 to retry"
+    assert outputs[3] == "Sent 1 refunds: 0 succeeded, 0 failed, 1 to retry"  # the 4th may have been paid
+    assert outputs[4] == "Sent 1 refunds: 0 succeeded, 1 failed, 0 to retry"  # it was not: FAILED
     refund = refund_of(app)
-    assert (refund.status, refund.attempts) == ("FAILED", 4)
-    assert refund.last_error.endswith("(attempt 4 of 4: no attempts left)")
+    assert refund.status == "FAILED" and gateway.refund_calls == []
+    assert refund.last_error == "No attempts left: 4 attempts failed, and the gateway holds no refund of ours."
+
+
+def test_an_answer_lost_on_the_last_allowed_attempt_is_adopted_not_failed(app, client, clock, gateway):
+    late_capture(app, client)
+    gateway.fail_next("refund", "transient", times=3)
+    gateway.fail_next("refund", "lost_answer")
+
+    for _ in range(5):
+        send_refunds(app)
+        clock.advance(hours=1)
+
+    refund = refund_of(app)
+    assert refund.status == "SUCCEEDED" and len(gateway.refund_calls) == 1
+    assert gateway.refunded_amount("pay_late") == refund.amount
 
 
 def test_an_answer_lost_after_the_gateway_refunded_is_adopted_not_sent_again(app, client, clock, gateway):
