@@ -21,7 +21,7 @@ from datetime import date, timedelta
 
 from sqlalchemy import Engine, text
 
-from machines import CART_MACHINE, PAYMENT_MACHINE, InvalidTransition
+from machines import CART_MACHINE, PAYMENT_MACHINE, REFUND_MACHINE, InvalidTransition
 
 REQUEST_TIMEOUT_SECONDS = 30
 GATEWAY_SECRET = "e2e-gateway-secret"
@@ -217,14 +217,16 @@ def replay_errors(engine: Engine) -> list[str]:
     """Every entity's accepted history, replayed through its machine from the initial state, must end
     at its current status, each step being an allowed move."""
     problems = []
+    machines = {"payment": PAYMENT_MACHINE, "cart": CART_MACHINE, "refund": REFUND_MACHINE}
     current = {("payment", r.transaction_id): r.status
                for r in rows(engine, "SELECT transaction_id, status FROM payments")}
     current.update({("cart", r.id): r.status for r in rows(engine, "SELECT id, status FROM carts")})
-    replayed = {key: (PAYMENT_MACHINE if key[0] == "payment" else CART_MACHINE).initial.value for key in current}
+    current.update({("refund", r.id): r.status for r in rows(engine, "SELECT id, status FROM refunds")})
+    replayed = {key: machines[key[0]].initial.value for key in current}
     for r in rows(engine, "SELECT entity, entity_id, from_state, to_state, trigger FROM transitions "
                           "WHERE accepted ORDER BY id"):
         key = (r.entity, r.entity_id)
-        machine = PAYMENT_MACHINE if r.entity == "payment" else CART_MACHINE
+        machine = machines.get(r.entity)
         if key not in replayed:
             problems.append(f"history for unknown {key}")
             continue
@@ -271,6 +273,11 @@ def consistency_errors(engine: Engine) -> list[str]:
         "DELETED cart with an open or SUCCESS payment": """
             SELECT p.transaction_id FROM payments p JOIN carts c ON c.id = p.cart_id
             WHERE c.status = 'DELETED' AND p.status IN ('INITIATED', 'PENDING', 'SUCCESS')""",
+        # SPEC §1: a captured provider payment ends in the booking it bought or in one refund, never both.
+        # (Matched within the payment: tests reuse one provider_payment_id across orders, as no gateway does.)
+        "refund of the capture that bought its payment's booking": """
+            SELECT r.id FROM refunds r JOIN payments p ON p.transaction_id = r.transaction_id
+            WHERE p.status = 'SUCCESS' AND p.provider_payment_id = r.provider_payment_id""",
     }
     problems = [f"{name}: {[tuple(r) for r in found]}" for name, sql in checks.items()
                 if (found := rows(engine, sql))]

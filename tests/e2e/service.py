@@ -20,6 +20,7 @@ BIN = Path(sys.executable).parent
 START_TIMEOUT_SECONDS = 30
 STOP_TIMEOUT_SECONDS = 15
 WORKERS = 3
+APP = "web:create_app()"
 
 
 def run_flask(database_url: str, *args: str) -> str:
@@ -69,9 +70,11 @@ class PostgresServer:
 
 
 class GunicornServer:
-    """`gunicorn 'web:create_app()'` with WORKERS sync workers on a free loopback port."""
+    """`gunicorn 'web:create_app()'` (or another app) with WORKERS sync workers on a free loopback port."""
 
-    def __init__(self, database_url: str, log_path: Path, workers: int = WORKERS, env: dict | None = None):
+    def __init__(self, database_url: str, log_path: Path, workers: int = WORKERS, env: dict | None = None,
+                 app: str = APP):
+        self.app = app
         self.port = free_port()
         self.log_path = log_path
         self.base = f"http://127.0.0.1:{self.port}"
@@ -93,7 +96,7 @@ class GunicornServer:
     def start(self) -> "GunicornServer":
         self._log = open(self.log_path, "ab")
         # Its own process group, so stopping it reaches the workers too.
-        self.proc = subprocess.Popen([str(BIN / "gunicorn"), "web:create_app()"], cwd=ROOT, env=self._env,
+        self.proc = subprocess.Popen([str(BIN / "gunicorn"), self.app], cwd=ROOT, env=self._env,
                                      stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True)
         deadline = time.monotonic() + START_TIMEOUT_SECONDS
         while time.monotonic() < deadline:
@@ -185,10 +188,11 @@ class Live:
 
 
 @contextmanager
-def live_service(postgres: PostgresServer, workdir: Path, workers: int = WORKERS, env: dict | None = None):
+def live_service(postgres: PostgresServer, workdir: Path, workers: int = WORKERS, env: dict | None = None,
+                 app: str = APP):
     """A fresh database and a gunicorn on it; the server is always stopped, the database always dropped."""
     with postgres.fresh_database() as (url, engine):
-        server = GunicornServer(url, workdir / f"gunicorn-{uuid.uuid4().hex[:6]}.log", workers, env)
+        server = GunicornServer(url, workdir / f"gunicorn-{uuid.uuid4().hex[:6]}.log", workers, env, app)
         try:
             server.start()
             yield Live(server, engine, url)
