@@ -209,7 +209,9 @@ def orders_settled_since(since: datetime) -> list[tuple[str, str, str, str | Non
         select(Payment.transaction_id, Payment.provider_order_id, Payment.status, Payment.provider_payment_id)
         .where(Payment.status.in_(settled), Payment.updated_at >= since, Payment.provider_order_id.is_not(None))
         .order_by(Payment.updated_at, Payment.transaction_id))
-    return [tuple(row) for row in rows]
+    settled_orders = [tuple(row) for row in rows]
+    db.session.rollback()  # end the read: the caller asks the gateway about each order next
+    return settled_orders
 
 
 def _capture(uow: UnitOfWork, cart: Cart, payments: list[Payment], payment: Payment, provider_payment_id: str, *,

@@ -8,12 +8,13 @@ way; the unique provider_payment_id makes it one whatever the path.
 The refund job (web/refund_job.py) sends it in three steps, so that no lock
 is held while the gateway answers:
 1. `claim_due` takes the due refunds (SKIP LOCKED: each by one process),
-   counts the attempt and moves `next_attempt_at` to when a retry would be
-   due, and commits. That claim is the lease: no other process takes the
-   refund before then, and a process that dies mid-send leaves it to be tried
-   again then, as after any transient error.
+   counts the attempt, moves `next_attempt_at` a lease ahead, and commits. No
+   other process takes the refund before the lease ends, and a process that
+   dies mid-send leaves it to be tried again then. The lease outlasts the
+   longest a send can take (two gateway calls, each bounded by its timeout).
 2. The job asks the gateway, outside any transaction.
-3. `record_attempt` writes what the gateway said, under the refund's lock.
+3. `record_attempt` writes what the gateway said, under the refund's lock; a
+   refund to try again is due after the backoff, counted from the answer.
 """
 
 from dataclasses import dataclass
@@ -33,6 +34,9 @@ from persistence.writer import REFUND, transition
 
 # Backoff after the n-th attempt: 1, 2, 4 … minutes, at most 60.
 MAX_BACKOFF_MINUTES = 60
+# How long a claim keeps a refund from other processes: well past a send's longest (find_refund and
+# refund, each at most a connect and a read timeout; RAZORPAY_TIMEOUT_SECONDS is at most 60).
+CLAIM_LEASE = timedelta(minutes=10)
 LAST_ERROR_LENGTH = 500
 
 
@@ -78,7 +82,7 @@ def claim_due(*, now: datetime, limit: int) -> list[ClaimedRefund]:
         for refund in due:
             # Counting the attempt is not a transition: the refund stays REQUESTED.
             refund.attempts += 1
-            refund.next_attempt_at = now + backoff(refund.attempts)
+            refund.next_attempt_at = now + CLAIM_LEASE
             refund.updated_at = now
         claimed = [ClaimedRefund(r.id, r.provider_payment_id, r.amount, r.currency, r.attempts) for r in due]
         uow.commit()
@@ -99,8 +103,8 @@ class Attempt:
 def record_attempt(claimed: ClaimedRefund, attempt: Attempt, *, actor: str, now: datetime) -> str:
     """Write what the gateway said; return the refund's outcome: succeeded, failed or retry.
 
-    A transient error leaves the refund REQUESTED, due again when its claim
-    said, even after the last allowed attempt: the gateway may have refunded
+    A transient error (or a refund the gateway holds as pending) leaves the
+    refund REQUESTED, due again after the backoff, even after the last allowed attempt: the gateway may have refunded
     and lost its answer, so the job's next look asks it before failing the
     refund (web/refund_job.py). A refund that is no longer REQUESTED (a
     webhook settled it meanwhile) is left as it is.
@@ -118,6 +122,7 @@ def record_attempt(claimed: ClaimedRefund, attempt: Attempt, *, actor: str, now:
             if attempt.provider_refund_id:
                 refund.provider_refund_id = attempt.provider_refund_id
             refund.last_error = _clip(attempt.error)
+            refund.next_attempt_at = now + backoff(claimed.attempt)
             refund.updated_at = now
             outcome = "retry"
         uow.commit()

@@ -90,8 +90,9 @@ class Settings(BaseModel):
     RAZORPAY_BASE_URL: Annotated[str, AfterValidator(_http_url)] = Field(
         "https://api.razorpay.com", description="an http:// or https:// URL")
     # How long one call to Razorpay may wait to connect, and then for its answer; the caller (a request's worker,
-    # the refund job) waits that long. Past a few minutes it is an outage, not a slow answer.
-    RAZORPAY_TIMEOUT_SECONDS: Annotated[float, Field(gt=0, le=300, allow_inf_nan=False,
+    # the refund job) waits that long.
+    # At most a minute: the refund job's claim (persistence/refunds.py CLAIM_LEASE) must outlast two calls.
+    RAZORPAY_TIMEOUT_SECONDS: Annotated[float, Field(gt=0, le=60, allow_inf_nan=False,
                                                      description="a positive number of seconds")] = 10
     REFUND_INTERVAL_SECONDS: Seconds = 30
     REFUND_MAX_ATTEMPTS: Count = 8

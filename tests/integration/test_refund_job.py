@@ -169,9 +169,10 @@ def test_a_process_that_died_after_its_claim_leaves_the_refund_to_the_next_run(a
     late_capture(app, client)
     with app.app_context():
         [claimed] = claim_due(now=clock(), limit=10)  # ...and then the process died
-    assert send_refunds(app).startswith("Sent 0 refunds")  # its claim holds until the backoff
+    clock.advance(minutes=9, seconds=59)
+    assert send_refunds(app).startswith("Sent 0 refunds")  # its claim holds for the lease
 
-    clock.advance(minutes=1)
+    clock.advance(seconds=1)
     assert send_refunds(app) == "Sent 1 refunds: 1 succeeded, 0 failed, 0 to retry"
     assert refund_of(app).attempts == 2 and len(gateway.refund_calls) == 1
 
@@ -365,3 +366,29 @@ def test_an_admin_retry_after_a_refund_failed_event_sends_a_new_refund(app, clie
     assert send_refunds(app) == "Sent 1 refunds: 1 succeeded, 0 failed, 0 to retry"
     assert refund_of(app).provider_refund_id not in (None, refund.provider_refund_id)
     assert gateway.refunded_amount("pay_late") == refund.amount
+
+
+def test_a_send_slower_than_the_backoff_is_not_sent_again_by_another_run(app, client, clock, gateway):
+    late_capture(app, client)
+    meanwhile = []
+
+    class SlowGateway(ScriptedGateway):
+        def refund(self, *args, **kwargs):
+            clock.advance(minutes=5)  # far past the first backoff, within the claim's lease
+
+            def another_run():
+                with app.app_context():
+                    return refund_job.send_refunds(gateway, clock=clock, max_attempts=4).sent
+
+            with ThreadPoolExecutor(max_workers=1) as pool:
+                meanwhile.append(pool.submit(another_run).result(timeout=10))
+            return gateway.refund(*args, **kwargs)
+
+        def find_refund(self, *args):
+            return gateway.find_refund(*args)
+
+    with app.app_context():
+        run = refund_job.send_refunds(SlowGateway(), clock=clock, max_attempts=4)
+
+    assert meanwhile == [0] and run.outcomes["succeeded"] == 1
+    assert len(gateway.refund_calls) == 1
