@@ -11,6 +11,7 @@ from sqlalchemy.engine import make_url
 from persistence.db import db
 from tests.clock import FakeClock
 from tests.documented_client import DocumentedClient
+from tests.gateways import ScriptedGateway
 from tests.skips import skip_or_fail
 from web import create_app
 from web.cli import init_db
@@ -98,8 +99,20 @@ def make_app(database_url, clock):
 
 
 @pytest.fixture
-def app(make_app):
-    app = make_app()
+def app_config() -> dict:
+    """What the `app` fixture's app is built with; a module overrides it (its gateway, its limits)."""
+    return {}
+
+
+@pytest.fixture
+def gateway() -> ScriptedGateway:
+    """A gateway with a memory and faults on demand, for the modules whose `app_config` injects it."""
+    return ScriptedGateway()
+
+
+@pytest.fixture
+def app(make_app, app_config):
+    app = make_app(**app_config)
     with app.app_context():
         empty_all_tables()
     return app

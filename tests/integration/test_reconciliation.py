@@ -10,24 +10,13 @@ from persistence.db import db
 from persistence.models import Refund
 from tests.builders import confirm, make_cart, make_payment, register, send_webhook
 from tests.conftest import requires_postgres
-from tests.gateways import ScriptedGateway
 from tests.integration.support import history_rows
 from web import reconciliation
 
 
 @pytest.fixture
-def gateway():
-    return ScriptedGateway()
-
-
-@pytest.fixture
-def app(make_app, gateway):
-    from tests.conftest import empty_all_tables
-
-    app = make_app(GATEWAY=gateway)
-    with app.app_context():
-        empty_all_tables()
-    return app
+def app_config(gateway) -> dict:
+    return {"GATEWAY": gateway}
 
 
 def reconcile(app, *args: str, exit_code: int = 0) -> list[str]:

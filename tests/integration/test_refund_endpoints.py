@@ -9,8 +9,6 @@ from sqlalchemy import select
 from persistence.db import db
 from persistence.models import User
 from tests.builders import auth, confirm, make_admin, make_payment, register
-from tests.conftest import empty_all_tables
-from tests.gateways import ScriptedGateway
 from tests.integration.support import assert_json_error, history_rows, snapshot, statements_recorded
 
 UNKNOWN_ID = "0b7c2c1e-5d3a-4f5e-9a1b-2c3d4e5f6a7b"
@@ -20,16 +18,8 @@ FIELDS = ["refund_id", "transaction_id", "provider_payment_id", "amount", "curre
 
 
 @pytest.fixture
-def gateway() -> ScriptedGateway:
-    return ScriptedGateway()
-
-
-@pytest.fixture
-def app(make_app, gateway):
-    app = make_app(GATEWAY=gateway)
-    with app.app_context():
-        empty_all_tables()
-    return app
+def app_config(gateway) -> dict:
+    return {"GATEWAY": gateway}
 
 
 @pytest.fixture

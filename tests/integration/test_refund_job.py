@@ -21,18 +21,8 @@ from web.gateway import offline_refund_id
 
 
 @pytest.fixture
-def gateway():
-    return ScriptedGateway()
-
-
-@pytest.fixture
-def app(make_app, gateway):
-    from tests.conftest import empty_all_tables
-
-    app = make_app(GATEWAY=gateway, REFUND_MAX_ATTEMPTS=4)
-    with app.app_context():
-        empty_all_tables()
-    return app
+def app_config(gateway) -> dict:
+    return {"GATEWAY": gateway, "REFUND_MAX_ATTEMPTS": 4}
 
 
 def late_capture(app, client, provider_payment_id: str = "pay_late") -> dict:
