@@ -129,17 +129,19 @@ def record_attempt(claimed: ClaimedRefund, attempt: Attempt, *, actor: str, now:
     return outcome
 
 
-def settle_from_gateway(provider_payment_id: str, provider_refund_id: str, succeeded: bool, *, actor: str,
-                        now: datetime, claim) -> str:
+def settle_from_gateway(provider_payment_id: str, provider_refund_id: str, succeeded: bool, *,
+                        refund_id: str | None = None, actor: str, now: datetime, claim) -> str:
     """A refund.processed or refund.failed event: settle the REQUESTED refund of that provider payment.
 
-    `claim` is the webhook's EventClaim; the outcome is recorded with it.
+    `claim` is the webhook's EventClaim; the outcome is recorded with it. `refund_id` is our refund_id as the
+    gateway's refund carries it, where the gateway says (None where it does not): until we know the gateway's id
+    for our refund, a refund carrying another refund_id, or none (""), is not ours, whatever its payment.
     """
     with unit_of_work() as uow:
         refund = locks.lock_refund_of_provider_payment(provider_payment_id)
         if not claim.take():
             return "duplicate"
-        if refund is None or refund.provider_refund_id not in (None, provider_refund_id):
+        if not _names(refund, provider_refund_id, refund_id):
             outcome = "unknown_refund"
         elif refund.status != RefundStatus.REQUESTED:
             outcome = "ignored"
@@ -170,6 +172,16 @@ def retry(refund_id: str, *, actor: str, now: datetime) -> Refund:
                                                 "retried.", status=refund.status) from None
         uow.commit()
     return refund
+
+
+def _names(refund: Refund | None, provider_refund_id: str, refund_id: str | None) -> bool:
+    """Whether a gateway's refund event is about this refund of ours."""
+    if refund is None:
+        return False
+    if refund.provider_refund_id is not None:
+        return refund.provider_refund_id == provider_refund_id
+    # The event may come before the refund job has recorded the gateway's answer (or after that answer was lost).
+    return refund_id is None or refund_id == refund.id
 
 
 def _settle(uow: UnitOfWork, refund: Refund, trigger: str, *, actor: str, now: datetime, values: dict) -> str:

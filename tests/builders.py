@@ -1,11 +1,20 @@
-"""Builders for test data, through the public API wherever the API can make it."""
+"""Builders for test data, through the public API wherever the API can make it.
 
+Signatures and webhooks are the app's gateway's: the offline gateway's, or
+with GATEWAY=razorpay Razorpay's (signed with the app's RAZORPAY_* secrets,
+bodies in Razorpay's shape, payments made at the sandbox).
+"""
+
+import hashlib
+import hmac
 import itertools
 import json
+import urllib.request
 from datetime import date, timedelta
 
 from persistence import accounts
 from persistence.db import db
+from tests.razorpay_sandbox import event_body, webhook_request
 
 _seq = itertools.count(1)
 
@@ -73,8 +82,31 @@ def make_payment(app, client, user: dict, cart_id: str | None = None) -> dict:
     return response.json
 
 
+def on_razorpay(app) -> bool:
+    return app.extensions["gateway"].name == "razorpay"
+
+
 def signature(app, provider_order_id: str, provider_payment_id: str) -> str:
+    """The gateway's signature of a capture, as its checkout hands it to the customer."""
+    if on_razorpay(app):
+        message = f"{provider_order_id}|{provider_payment_id}".encode()
+        return hmac.new(app.config["RAZORPAY_KEY_SECRET"].encode(), message, hashlib.sha256).hexdigest()
     return app.extensions["gateway"].sign_payment(provider_order_id, provider_payment_id)
+
+
+def pay_at_gateway(app, payment: dict) -> str:
+    """The customer pays the payment's order at the gateway, which captures it; returns the provider payment id.
+
+    The offline gateway holds nothing, so any new id will do; Razorpay's sandbox records the capture (its
+    refunds and reconciliation need it).
+    """
+    if not on_razorpay(app):
+        return f"pay_offline{next(_seq):06d}"
+    control = urllib.request.Request(f"{app.config['RAZORPAY_BASE_URL']}/_sandbox/orders/"
+                                     f"{payment['provider_order_id']}/payments", data=b"{}", method="POST",
+                                     headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(control, timeout=10) as answer:
+        return json.load(answer)["razorpay_payment_id"]
 
 
 def confirm(app, client, user: dict, payment: dict, provider_payment_id: str = "pay_test_1",
@@ -85,10 +117,34 @@ def confirm(app, client, user: dict, payment: dict, provider_payment_id: str = "
 
 
 def send_webhook(app, client, event: dict, sig: str | None = None):
+    """POST a gateway event, given in the offline gateway's shape, signed and shaped as the app's gateway sends it."""
+    if on_razorpay(app):
+        made = webhook_request(as_razorpay_event(event), app.config["RAZORPAY_WEBHOOK_SECRET"],
+                               event.get("event_id") if isinstance(event, dict) else None)
+        headers = {**made["headers"], **({"X-Razorpay-Signature": sig} if sig is not None else {})}
+        return client.post("/api/payments/webhook/", data=made["body"], headers=headers)
     raw = json.dumps(event).encode()
     sig = sig if sig is not None else app.extensions["gateway"].sign_webhook(raw)
     return client.post("/api/payments/webhook/", data=raw,
                        headers={"Content-Type": "application/json", "X-Gateway-Signature": sig})
+
+
+def as_razorpay_event(event):
+    """An offline-shaped payment or refund event as Razorpay's body (its id goes in a header); anything else as is.
+
+    Its entities hold their ids and states, not all of Razorpay's fields; the refund carries no refund_id of ours
+    (Razorpay's refunds made by the service do, in their notes).
+    """
+    name = event.get("event") if isinstance(event, dict) else None
+    if name not in ("payment.captured", "payment.failed", "refund.processed", "refund.failed"):
+        return event
+    status = {"payment.captured": "captured", "payment.failed": "failed"}.get(name, "refunded")
+    payment = {"id": event.get("provider_payment_id"), "entity": "payment", "status": status,
+               "order_id": event.get("provider_order_id"), "captured": status != "failed", "notes": []}
+    refund = None if name.startswith("payment.") else {
+        "id": event.get("provider_refund_id"), "entity": "refund", "payment_id": event.get("provider_payment_id"),
+        "notes": [], "receipt": None, "status": name.removeprefix("refund.")}
+    return event_body(name, payment=payment, refund=refund)
 
 
 def today(app) -> date:

@@ -1,5 +1,11 @@
 """Fixtures: one migrated database per run (SQLite, or PostgreSQL via TEST_DATABASE_URL),
-emptied before every test; `app`, `client`, `runner`, `clock`."""
+emptied before every test; `app`, `client`, `runner`, `clock`.
+
+`app` has the offline gateway; a test marked `both_gateways` runs once with
+it and once with GATEWAY=razorpay against the local sandbox
+(tests/razorpay_sandbox.py), unchanged: the builders sign and send as the
+app's gateway does (tests/builders.py). A module may set its own
+`gateway_name` fixture to run all its tests with one of them."""
 
 import os
 
@@ -12,12 +18,24 @@ from persistence.db import db
 from tests.clock import FakeClock
 from tests.documented_client import DocumentedClient
 from tests.gateways import ScriptedGateway
+from tests.razorpay_sandbox import running
 from tests.skips import skip_or_fail
 from web import create_app
 from web.cli import init_db
 
 TEST_DATABASE_URL = os.environ.get("TEST_DATABASE_URL")
 FAST_HASH = "pbkdf2:sha256:1000"  # scrypt costs ~120 ms a user; tests register many
+
+
+GATEWAYS = ("offline", "razorpay")
+RAZORPAY_KEYS = {"RAZORPAY_KEY_ID": "rzp_test_key", "RAZORPAY_KEY_SECRET": "rzp-test-key-secret",
+                 "RAZORPAY_WEBHOOK_SECRET": "rzp-test-webhook-secret"}
+both_gateways = pytest.mark.both_gateways
+
+
+def pytest_generate_tests(metafunc):
+    if metafunc.definition.get_closest_marker("both_gateways") is not None:
+        metafunc.parametrize("gateway_name", GATEWAYS, indirect=True)
 
 
 def on_postgres() -> bool:
@@ -98,6 +116,14 @@ def make_app(database_url, clock):
             db.engine.dispose()
 
 
+@pytest.fixture(scope="session")
+def razorpay_server():
+    """The local Razorpay, serving on a free port for the whole run."""
+    with running(RAZORPAY_KEYS["RAZORPAY_KEY_ID"], RAZORPAY_KEYS["RAZORPAY_KEY_SECRET"],
+                 RAZORPAY_KEYS["RAZORPAY_WEBHOOK_SECRET"]) as server:
+        yield server
+
+
 @pytest.fixture
 def app_config() -> dict:
     """What the `app` fixture's app is built with; a module overrides it (its gateway, its limits)."""
@@ -111,8 +137,23 @@ def gateway() -> ScriptedGateway:
 
 
 @pytest.fixture
-def app(make_app, app_config):
-    app = make_app(**app_config)
+def gateway_name(request) -> str:
+    """The gateway of `app`: offline, unless the test runs with each (`both_gateways`)."""
+    return getattr(request, "param", "offline")
+
+
+def razorpay_settings(server) -> dict:
+    """An app's settings for GATEWAY=razorpay against the sandbox, emptied."""
+    server.sandbox.reset()
+    return {"GATEWAY": "razorpay", "RAZORPAY_BASE_URL": server.url, **RAZORPAY_KEYS}
+
+
+@pytest.fixture
+def app(make_app, app_config, gateway_name, request):
+    settings = dict(app_config)
+    if gateway_name == "razorpay":
+        settings.update(razorpay_settings(request.getfixturevalue("razorpay_server")))
+    app = make_app(**settings)
     with app.app_context():
         empty_all_tables()
     return app

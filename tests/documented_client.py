@@ -20,15 +20,15 @@ RULE_ARGUMENT = re.compile(r"<(?:[^:>]+:)?([^>]+)>")
 
 
 @cache
-def _document() -> dict:
-    return build_document()
+def _document(gateway: str) -> dict:
+    return build_document(gateway)
 
 
 @cache
-def _validator(path: str, method: str, status: str):
-    answer = _document()["paths"][path][method]["responses"][status]
+def _validator(gateway: str, path: str, method: str, status: str):
+    answer = _document(gateway)["paths"][path][method]["responses"][status]
     schema = answer["content"]["application/json"]["schema"]
-    return jsonschema_rs.validator_for({**schema, "components": _document()["components"]})
+    return jsonschema_rs.validator_for({**schema, "components": _document(gateway)["components"]})
 
 
 class DocumentedClient(FlaskClient):
@@ -41,7 +41,10 @@ class DocumentedClient(FlaskClient):
         except (NotFound, MethodNotAllowed, RequestRedirect):
             return response  # no operation to hold it to (unknown paths are answered by the error envelope)
         path, method = RULE_ARGUMENT.sub(r"{\1}", rule.rule), request.method.lower()
-        operation = _document()["paths"].get(path, {}).get(method)
+        # The document of this app: the webhook's body is its gateway's.
+        gateway = self.application.extensions["gateway"].name
+        document = _document(gateway)
+        operation = document["paths"].get(path, {}).get(method)
         if operation is None or method == "head":
             return response  # not an API operation (a test's own route, HEAD)
         status = str(response.status_code)
@@ -53,9 +56,9 @@ class DocumentedClient(FlaskClient):
         assert response.mimetype in documented["content"], (
             f"{method.upper()} {path} answered {status} as {response.mimetype}, documented as {list(documented['content'])}")
         required = {name for name in documented["headers"]
-                    if _document()["components"]["headers"][name].get("required")}
+                    if document["components"]["headers"][name].get("required")}
         assert required <= set(response.headers.keys()), (
             f"{method.upper()} {path} {status} lacks a required header: {required}")
         if response.mimetype == "application/json":
-            _validator(path, method, status).validate(response.get_json())
+            _validator(gateway, path, method, status).validate(response.get_json())
         return response

@@ -5,8 +5,8 @@ Start it with one command, from the repository's root:
     python -m tests.razorpay_sandbox --port 9010
 
 and run the service against it with GATEWAY=razorpay,
-RAZORPAY_BASE_URL=http://127.0.0.1:9010 and the key pair it prints (any
-RAZORPAY_WEBHOOK_SECRET). Tests start it on a free port with `running()`.
+RAZORPAY_BASE_URL=http://127.0.0.1:9010 and the key pair and webhook secret
+it prints. Tests start it on a free port with `running()`.
 
 The API, written from Razorpay's public reference; Basic auth with the key
 pair; amounts in paise; errors as Razorpay's `{"error": {"code":
@@ -28,6 +28,12 @@ Controls, no auth, JSON in and out:
          4xx answer `status` (500, 400) with Razorpay's error body, doing nothing; lost_answer does the call
          and closes the connection without an answer
     POST /_sandbox/refunds/{id}/settle  {status: processed|failed}   settle a pending refund
+    POST /_sandbox/webhooks  {event, id, event_id?, deliver_to?}
+         Razorpay's webhook for an event of a payment (payment.captured, payment.failed, payment.authorized,
+         order.paid) or a refund (refund.created, refund.processed, refund.failed) by its id, as Razorpay sends
+         it: -> {"event_id", "headers" (X-Razorpay-Signature, X-Razorpay-Event-Id), "body" (the raw JSON signed
+         with the webhook secret)}; with deliver_to (the service's webhook URL) also POSTed there, its answer
+         in "delivered": {"status", "body"}. The same event_id again is Razorpay's retry of that event
     POST /_sandbox/settings  {refund_status: processed|pending}      what new refunds become
     GET  /_sandbox/state     every order, payment, refund and /v1 call received
     POST /_sandbox/reset     forget everything
@@ -43,6 +49,8 @@ import secrets
 import string
 import threading
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -51,6 +59,8 @@ from urllib.parse import parse_qs, urlsplit
 
 DEFAULT_KEY_ID = "rzp_test_sandbox"
 DEFAULT_KEY_SECRET = "sandbox_key_secret"
+DEFAULT_WEBHOOK_SECRET = "sandbox_webhook_secret"
+ACCOUNT_ID = "acc_Sandbox0000001"
 OPERATIONS = ("create_order", "order_payments", "refund", "payment_refunds")
 FAULTS = ("timeout", "5xx", "4xx", "lost_answer")
 MIN_AMOUNT = 100  # Razorpay's least order or refund: INR 1.00
@@ -98,6 +108,57 @@ def _amount(value, currency: str) -> int:
     return value
 
 
+# The webhook events the sandbox sends: the entity each is about, and the state that entity must be in (field,
+# value) for Razorpay to send it.
+WEBHOOK_EVENTS = {
+    "payment.authorized": ("payment", None),
+    "payment.captured": ("payment", ("captured", True)),
+    "payment.failed": ("payment", ("status", "failed")),
+    "order.paid": ("payment", ("captured", True)),
+    "refund.created": ("refund", None),
+    "refund.processed": ("refund", ("status", "processed")),
+    "refund.failed": ("refund", ("status", "failed")),
+}
+
+
+def event_body(event: str, *, payment: dict | None = None, refund: dict | None = None, order: dict | None = None,
+               created_at: int | None = None) -> dict:
+    """A webhook event in Razorpay's shape, each entity it contains under `payload.<name>.entity`."""
+    payload = {name: {"entity": entity} for name, entity in (("refund", refund), ("payment", payment),
+                                                             ("order", order)) if entity is not None}
+    return {"entity": "event", "account_id": ACCOUNT_ID, "event": event, "contains": list(payload),
+            "payload": payload, "created_at": int(time.time()) if created_at is None else created_at}
+
+
+def webhook_signature(raw: bytes, secret: str) -> str:
+    """Razorpay's X-Razorpay-Signature: hex HMAC-SHA256 of the raw body with the webhook secret."""
+    return hmac.new(secret.encode(), raw, hashlib.sha256).hexdigest()
+
+
+def webhook_request(body: dict, secret: str, event_id: str | None = None) -> dict:
+    """What Razorpay POSTs: {"event_id", "headers", "body" (the raw JSON text it signed)}."""
+    raw = json.dumps(body)
+    event_id = event_id or _new_id("")
+    return {"event_id": event_id, "body": raw, "headers": {
+        "Content-Type": "application/json", "X-Razorpay-Event-Id": event_id,
+        "X-Razorpay-Signature": webhook_signature(raw.encode(), secret)}}
+
+
+def _deliver(url: str, made: dict) -> dict:
+    request = urllib.request.Request(url, data=made["body"].encode(), headers=made["headers"], method="POST")
+    try:
+        with urllib.request.urlopen(request, timeout=10) as answer:
+            status, raw = answer.status, answer.read()
+    except urllib.error.HTTPError as exc:
+        status, raw = exc.code, exc.read()
+    except (urllib.error.URLError, OSError) as exc:
+        raise ApiError(f"The webhook could not be delivered to {url}: {exc}", field="deliver_to") from None
+    try:
+        return {"status": status, "body": json.loads(raw)}
+    except ValueError:
+        return {"status": status, "body": raw.decode("utf-8", "replace")}
+
+
 @dataclass
 class Fault:
     fault: str
@@ -112,6 +173,7 @@ class Sandbox:
 
     key_id: str = DEFAULT_KEY_ID
     key_secret: str = DEFAULT_KEY_SECRET
+    webhook_secret: str = DEFAULT_WEBHOOK_SECRET
     orders: dict[str, dict] = field(default_factory=dict)
     payments: dict[str, dict] = field(default_factory=dict)
     refunds: dict[str, dict] = field(default_factory=dict)
@@ -231,6 +293,38 @@ class Sandbox:
                 payment["refund_status"] = "partial" if payment["amount_refunded"] else None
             return refund
 
+    def webhook(self, event: str, entity_id: str, event_id: str | None = None) -> dict:
+        """Razorpay's webhook request for `event` of the payment or refund `entity_id` (see webhook_request)."""
+        if event not in WEBHOOK_EVENTS or not isinstance(entity_id, str) or not isinstance(event_id, str | None):
+            raise ApiError(f"event must be one of {tuple(WEBHOOK_EVENTS)}, id a payment's or refund's id, event_id "
+                           "a string", field="event")
+        about, needs = WEBHOOK_EVENTS[event]
+        with self.lock:
+            if about == "refund":
+                if entity_id not in self.refunds:
+                    raise ApiError("The id provided does not exist", field="id")
+                refund = dict(self.refunds[entity_id])
+                payment = dict(self.payments[refund["payment_id"]])
+            else:
+                refund, payment = None, dict(self._payment(entity_id))
+            order = dict(self.orders[payment["order_id"]]) if event == "order.paid" else None
+        entity = refund if about == "refund" else payment
+        if needs is not None and entity[needs[0]] != needs[1]:
+            raise ApiError(f"Razorpay sends {event} only when the {about}'s {needs[0]} is {needs[1]}, not "
+                           f"{entity[needs[0]]}", field="event")
+        return webhook_request(event_body(event, payment=payment, refund=refund, order=order), self.webhook_secret,
+                               event_id)
+
+    def send_webhook(self, body: dict) -> dict:
+        """The /_sandbox/webhooks control: build the webhook, and deliver it where asked."""
+        made = self.webhook(body.get("event"), body.get("id"), body.get("event_id"))
+        url = body.get("deliver_to")
+        if url is not None:
+            if not isinstance(url, str) or not url.startswith(("http://", "https://")):
+                raise ApiError("deliver_to must be an http(s) URL", field="deliver_to")
+            made["delivered"] = _deliver(url, made)
+        return made
+
     def configure(self, refund_status: str) -> None:
         if refund_status not in ("processed", "pending"):
             raise ApiError("refund_status must be processed or pending", field="refund_status")
@@ -305,6 +399,7 @@ CONTROLS = (
                                  status=body.get("status"), seconds=body.get("seconds", 15.0)) or {"ok": True}),
     ("POST", re.compile(r"/_sandbox/refunds/([^/]+)/settle"),
      lambda s, body, refund_id: s.settle(refund_id, body.get("status"))),
+    ("POST", re.compile(r"/_sandbox/webhooks"), lambda s, body: s.send_webhook(body)),
     ("POST", re.compile(r"/_sandbox/settings"),
      lambda s, body: s.configure(body.get("refund_status")) or {"ok": True}),
     ("GET", re.compile(r"/_sandbox/state"), lambda s, body: s.state()),
@@ -409,10 +504,11 @@ class SandboxServer(ThreadingHTTPServer):
 
 
 @contextmanager
-def running(key_id: str = DEFAULT_KEY_ID, key_secret: str = DEFAULT_KEY_SECRET, host: str = "127.0.0.1",
-            port: int = 0, quiet: bool = True) -> Iterator[SandboxServer]:
+def running(key_id: str = DEFAULT_KEY_ID, key_secret: str = DEFAULT_KEY_SECRET,
+            webhook_secret: str = DEFAULT_WEBHOOK_SECRET, host: str = "127.0.0.1", port: int = 0,
+            quiet: bool = True) -> Iterator[SandboxServer]:
     """A sandbox serving in a thread (on a free port unless given) until the block ends."""
-    server = SandboxServer((host, port), Sandbox(key_id, key_secret), quiet)
+    server = SandboxServer((host, port), Sandbox(key_id, key_secret, webhook_secret), quiet)
     thread = threading.Thread(target=server.serve_forever, name="razorpay-sandbox", daemon=True)
     thread.start()
     try:
@@ -429,11 +525,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--port", type=int, default=9010)
     parser.add_argument("--key-id", default=DEFAULT_KEY_ID)
     parser.add_argument("--key-secret", default=DEFAULT_KEY_SECRET)
+    parser.add_argument("--webhook-secret", default=DEFAULT_WEBHOOK_SECRET)
     args = parser.parse_args(argv)
-    server = SandboxServer((args.host, args.port), Sandbox(args.key_id, args.key_secret), quiet=False)
+    server = SandboxServer((args.host, args.port), Sandbox(args.key_id, args.key_secret, args.webhook_secret),
+                           quiet=False)
     print(f"Razorpay sandbox on {server.url}; run the service with\n"
           f"  GATEWAY=razorpay RAZORPAY_BASE_URL={server.url} RAZORPAY_KEY_ID={args.key_id} "
-          f"RAZORPAY_KEY_SECRET={args.key_secret} RAZORPAY_WEBHOOK_SECRET=<any>", flush=True)
+          f"RAZORPAY_KEY_SECRET={args.key_secret} RAZORPAY_WEBHOOK_SECRET={args.webhook_secret}", flush=True)
     try:
         server.serve_forever()
     except KeyboardInterrupt:

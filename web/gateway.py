@@ -42,6 +42,9 @@ class GatewayRefund:
 class PaymentGateway(Protocol):
     """What a real provider must implement."""
 
+    # Its GATEWAY name, which also names the format of its webhook (web/webhook_formats.py).
+    name: str
+
     def create_order(self, *, amount: Decimal, currency: str, receipt: str) -> str:
         """Create the provider's order and return its id."""
 
@@ -78,6 +81,8 @@ class OfflineGateway:
     earlier refund and knows of no capture beyond those the service is told
     of (by confirm and the webhook).
     """
+
+    name = "offline"
 
     def __init__(self, secret: str, webhook_secret: str):
         self._secret = secret

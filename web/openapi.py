@@ -8,7 +8,7 @@ hand-written JSON Schema: the schemas come from `models_json_schema`.
 
 import inspect
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from flask import Blueprint, current_app
 from pydantic import BaseModel
@@ -21,6 +21,7 @@ from web import services_api
 from web import responses as out
 from web import schemas as body
 from web import webhooks_api
+from web.webhook_formats import FORMATS, WebhookFormat
 
 bp = Blueprint("openapi", __name__)
 
@@ -30,7 +31,7 @@ def openapi():
     """This document: every endpoint, its request and its answers."""
     document = current_app.extensions.get("openapi")
     if document is None:
-        document = current_app.extensions["openapi"] = build_document()
+        document = current_app.extensions["openapi"] = build_document(current_app.extensions["gateway"].name)
     return document
 
 
@@ -127,8 +128,6 @@ REFUND_ID = Param("refund_id", "path", {"type": "string"}, True, "The refund's i
 IDEMPOTENCY_KEY = Param("Idempotency-Key", "header", {"type": "string"}, False,
                         "1-255 visible ASCII characters, kept 24 hours; the same key and body replay the "
                         "first answer (201, 409 or 502).")
-GATEWAY_SIGNATURE = Param("X-Gateway-Signature", "header", {"type": "string"}, True,
-                          "hex(HMAC-SHA256(GATEWAY_WEBHOOK_SECRET, raw body)); missing or wrong is a 401.")
 CART_STATUS = Param("status", "query", {"type": "string", "enum": [s.value for s in CartStatus]}, False,
                     "Only carts in this state (any other value is a 400).")
 
@@ -201,8 +200,9 @@ OPERATIONS: tuple[Operation, ...] = (
               out.RefundOut, (400, 401, 403, 404, 413, 503), body.Empty, body_required=False, params=(REFUND_ID,),
               extra={409: (out.ConflictBody, "The refund is not FAILED (`refund_not_failed`, with its `status`); "
                            "nothing changes.", ())}),
+    # Its body and headers are the configured gateway's (`_webhook_of`); the offline gateway's here.
     Operation("post", "/api/payments/webhook/", webhooks_api.webhook, "payments", 200, out.WebhookAck,
-              (400, 401, 413, 503), body.GatewayEvent, auth=False, params=(GATEWAY_SIGNATURE,)),
+              (400, 401, 413, 503), body.GatewayEvent, auth=False),
     Operation("get", "/api/bookings/", bookings_api.list_bookings, "bookings", 200, Many(out.BookingOut),
               (401, 503)),
     Operation("get", "/api/bookings/{booking_id}/", bookings_api.get_booking, "bookings", 200, out.BookingOut,
@@ -293,18 +293,28 @@ def _operation(op: Operation, refs: dict, by_route: dict) -> dict:
     return spec
 
 
-def build_document() -> dict:
-    """The whole document; pure (no app needed), so tests and the endpoint build the same thing."""
-    wanted = {(op.body, "validation") for op in OPERATIONS if op.body is not None}
-    for op in OPERATIONS:
+def _webhook_of(op: Operation, webhook: WebhookFormat) -> Operation:
+    """The webhook's operation takes the body and headers of the gateway's format; any other is as it is."""
+    if op.view is not webhooks_api.webhook:
+        return op
+    headers = tuple(Param(h.name, "header", {"type": "string", **({"pattern": h.pattern} if h.pattern else {})},
+                          True, h.description) for h in webhook.headers)
+    return replace(op, body=webhook.body, params=headers)
+
+
+def build_document(gateway: str = "offline") -> dict:
+    """The whole document for the named gateway; pure (no app needed), so tests and the endpoint build the same."""
+    operations = tuple(_webhook_of(op, FORMATS[gateway]) for op in OPERATIONS)
+    wanted = {(op.body, "validation") for op in operations if op.body is not None}
+    for op in operations:
         wanted |= {(m, "serialization") for m in _models(op.answer)}
         wanted |= {(m, "serialization") for shape, _, _ in op.extra.values() for m in _models(shape)}
     wanted |= {(m, "serialization") for shape, _, _ in _ERRORS.values() for m in _models(shape)}
     refs, defs = models_json_schema(sorted(wanted, key=lambda pair: (pair[0].__name__, pair[1])),
                                     ref_template=REF)
-    by_route = {(op.method, op.path): op for op in OPERATIONS}
+    by_route = {(op.method, op.path): op for op in operations}
     paths: dict[str, dict] = {}
-    for op in OPERATIONS:
+    for op in operations:
         paths.setdefault(op.path, {})[op.method] = _operation(op, refs, by_route)
     return {
         "openapi": "3.1.0",

@@ -91,6 +91,8 @@ class RazorpayGateway:
     Razorpay refunds in the payment's own currency, so `refund` sends none.
     """
 
+    name = "razorpay"
+
     def __init__(self, *, key_id: str, key_secret: str, webhook_secret: str, base_url: str = URL.BASE_URL,
                  timeout_seconds: float = 10):
         self._webhook_secret = webhook_secret

@@ -127,5 +127,83 @@ class GatewayEvent(BaseModel):
         return self
 
 
+# ---- Razorpay's webhook body (GATEWAY=razorpay) ----------------------------------------------------------------
+# Razorpay's own shape, of which only what the service reads is declared; every other field is ignored, as Razorpay
+# adds fields without notice. Its event id comes in the X-Razorpay-Event-Id header, not in the body.
+
+ProviderId = Annotated[StrictStr, Field(min_length=1, max_length=64)]
+# The events acted on, and the entity each must contain.
+_RAZORPAY_EVENT_CONTAINS = {"payment.captured": "payment", "payment.failed": "payment", "refund.processed": "refund",
+                            "refund.failed": "refund"}
+
+
+class RazorpayPayment(BaseModel):
+    """A payment as Razorpay's event snapshots it; `order_id` is null for a payment made without an order."""
+
+    model_config = ConfigDict(extra="ignore", strict=True)
+
+    id: ProviderId
+    order_id: ProviderId | None = None
+
+
+class RazorpayRefund(BaseModel):
+    """A refund as Razorpay's event snapshots it; ours carry our refund_id in `notes` and as `receipt`."""
+
+    model_config = ConfigDict(extra="ignore", strict=True)
+
+    id: ProviderId
+    payment_id: ProviderId
+    # Razorpay writes empty notes as [] rather than {}.
+    notes: dict[str, object] | list[object] = Field(default_factory=list)
+    receipt: StrictStr | None = None
+
+
+class RazorpayPaymentWrapper(BaseModel):
+    """`payload.payment`: the payment under `entity`."""
+
+    model_config = ConfigDict(extra="ignore", strict=True)
+
+    entity: RazorpayPayment
+
+
+class RazorpayRefundWrapper(BaseModel):
+    """`payload.refund`: the refund under `entity`."""
+
+    model_config = ConfigDict(extra="ignore", strict=True)
+
+    entity: RazorpayRefund
+
+
+class RazorpayPayload(BaseModel):
+    """The entities an event contains, each under `{"entity": ...}`; others (order, dispute...) are ignored."""
+
+    model_config = ConfigDict(extra="ignore", strict=True)
+
+    payment: RazorpayPaymentWrapper | None = None
+    refund: RazorpayRefundWrapper | None = None
+
+
+class RazorpayEvent(BaseModel):
+    """Razorpay's webhook event: payment.captured, payment.failed, refund.processed or refund.failed are acted on.
+
+    A payment event needs `payload.payment.entity`, a refund event `payload.refund.entity` (and names the order in
+    `payload.payment.entity`, as Razorpay's do). Any other event Razorpay sends (order.paid, payment.authorized,
+    refund.created...) is acknowledged with outcome `ignored` and changes nothing.
+    """
+
+    model_config = ConfigDict(extra="ignore", strict=True)
+
+    entity: Literal["event"]
+    event: Annotated[StrictStr, Field(min_length=1, max_length=128)]
+    payload: RazorpayPayload
+
+    @model_validator(mode="after")
+    def _acted_on_events_contain_their_entity(self):
+        needed = _RAZORPAY_EVENT_CONTAINS.get(self.event)
+        if needed is not None and getattr(self.payload, needed) is None:
+            raise ValueError(f"{self.event} needs payload.{needed}.entity")
+        return self
+
+
 class Empty(Body):
     """Endpoints that take no fields accept `{}` or no body at all."""

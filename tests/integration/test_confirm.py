@@ -4,6 +4,7 @@ import pytest
 
 from persistence.models import Booking
 from tests.builders import confirm, make_cart, make_payment, register, send_webhook, signature, start_payment
+from tests.conftest import both_gateways
 from tests.integration.support import (
     FailingGateway,
     assert_json_error,
@@ -17,6 +18,7 @@ from tests.integration.support import (
 )
 
 
+@both_gateways
 def test_a_valid_confirmation_books_the_cart(app, client, clock):
     user = register(client)
     cart = make_cart(app, client, user, items=2, quantity=2, price="100.00")
@@ -45,6 +47,7 @@ def test_a_valid_confirmation_books_the_cart(app, client, clock):
     assert cart_row(app, cart["cart_id"]).status == "CONVERTED"
 
 
+@both_gateways
 def test_confirming_records_succeed_and_convert_by_the_customer(app, client):
     user = register(client)
     cart = make_cart(app, client, user)
@@ -85,6 +88,7 @@ def test_confirming_supersedes_every_other_open_payment_of_the_cart(app, client,
     assert [h[2] for h in history_rows(app, "payment", other_cart_payment["transaction_id"])] == ["submit"]
 
 
+@both_gateways
 def test_confirming_twice_returns_the_same_booking(app, client, clock):
     user = register(client)
     payment = make_payment(app, client, user)
@@ -100,6 +104,7 @@ def test_confirming_twice_returns_the_same_booking(app, client, clock):
     assert count(app, Booking) == 1
 
 
+@both_gateways
 @pytest.mark.parametrize("bad", ["wrong", "0" * 64, "for-another-payment-id", ""])
 def test_a_bad_signature_is_refused_and_changes_nothing(app, client, bad):
     user = register(client)
@@ -116,6 +121,7 @@ def test_a_bad_signature_is_refused_and_changes_nothing(app, client, bad):
     assert payment_row(app, payment["transaction_id"]).status == "PENDING"
 
 
+@both_gateways
 def test_a_signature_for_another_order_is_refused(app, client):
     user = register(client)
     payment = make_payment(app, client, user)
@@ -142,6 +148,7 @@ def test_a_signature_made_with_another_secret_is_refused(app, client, make_app):
     assert snapshot(app) == before
 
 
+@both_gateways
 def test_confirming_a_cancelled_payment_is_refused_and_recorded(app, client, clock):
     user = register(client)
     cart = make_cart(app, client, user)
@@ -162,6 +169,7 @@ def test_confirming_a_cancelled_payment_is_refused_and_recorded(app, client, clo
     assert count(app, Booking) == 0
 
 
+@both_gateways
 def test_confirming_a_superseded_payment_is_refused_and_recorded_for_a_refund(app, client):
     user = register(client)
     cart = make_cart(app, client, user)
@@ -179,6 +187,7 @@ def test_confirming_a_superseded_payment_is_refused_and_recorded_for_a_refund(ap
     assert [b["booking_id"] for b in bookings] == [booked["booking"]["booking_id"]]
 
 
+@both_gateways
 def test_confirming_a_failed_payment_is_refused_and_recorded(app, client):
     user = register(client)
     payment = make_payment(app, client, user)
@@ -193,6 +202,7 @@ def test_confirming_a_failed_payment_is_refused_and_recorded(app, client):
     assert payment_row(app, payment["transaction_id"]).status == "FAILED"
 
 
+@both_gateways
 def test_a_second_capture_with_another_payment_id_is_refused_and_recorded(app, client):
     user = register(client)
     payment = make_payment(app, client, user)

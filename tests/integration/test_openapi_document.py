@@ -9,6 +9,7 @@ from pydantic import TypeAdapter
 
 from tests.builders import (auth, confirm, make_admin, make_cart, make_payment, register, send_webhook,
                             start_payment)
+from tests.conftest import both_gateways
 from web import responses as out
 from web.openapi import OPERATIONS, Many, OneOf, build_document
 
@@ -49,6 +50,26 @@ def test_the_served_document_is_openapi_3_built_from_the_request_and_response_mo
         "$ref": "#/components/schemas/Registration"}
     assert register_op["security"] == []
     assert document["paths"]["/api/cart/carts/"]["get"]["security"] == [{"bearer": []}]
+
+
+WEBHOOK_FORMATS = {"offline": ("GatewayEvent", ["X-Gateway-Signature"]),
+                   "razorpay": ("RazorpayEvent", ["X-Razorpay-Signature", "X-Razorpay-Event-Id"])}
+
+
+@both_gateways
+def test_the_webhook_is_documented_with_the_body_and_headers_of_the_configured_gateway(client, gateway_name):
+    document = client.get("/openapi.json").json
+    operation = document["paths"]["/api/payments/webhook/"]["post"]
+    model, headers = WEBHOOK_FORMATS[gateway_name]
+
+    assert document == json.loads(json.dumps(build_document(gateway_name)))
+    assert operation["requestBody"]["content"]["application/json"]["schema"] == {
+        "$ref": f"#/components/schemas/{model}"}
+    assert [(p["name"], p["in"], p["required"]) for p in operation["parameters"]] == [
+        (name, "header", True) for name in headers]
+    others = {other for other, _ in WEBHOOK_FORMATS.values()} - {model}
+    assert others.isdisjoint(document["components"]["schemas"])
+    assert set(operation["responses"]) == {"200", "400", "401", "413", "415", "503"}
 
 
 def test_every_error_answer_is_documented_with_the_error_envelope(client):

@@ -8,8 +8,8 @@ from sqlalchemy import select
 
 from persistence.db import db
 from persistence.models import Refund
-from tests.builders import confirm, make_cart, make_payment, register, send_webhook
-from tests.conftest import requires_postgres
+from tests.builders import confirm, make_cart, make_payment, pay_at_gateway, register, send_webhook
+from tests.conftest import both_gateways, requires_postgres
 from tests.integration.support import count, history_rows
 
 
@@ -31,6 +31,7 @@ def cancelled_payment(app, client, user) -> dict:
     return payment
 
 
+@both_gateways
 def test_a_capture_of_a_cancelled_payment_requests_its_refund_with_the_refusal(app, client):
     user = register(client)
     payment = cancelled_payment(app, client, user)
@@ -44,6 +45,7 @@ def test_a_capture_of_a_cancelled_payment_requests_its_refund_with_the_refusal(a
                                                                                False)
 
 
+@both_gateways
 def test_the_same_late_capture_by_every_path_and_again_requests_one_refund(app, client):
     user = register(client)
     payment = cancelled_payment(app, client, user)
@@ -61,6 +63,7 @@ def test_the_same_late_capture_by_every_path_and_again_requests_one_refund(app, 
     assert len(refused) == 4
 
 
+@both_gateways
 def test_a_superseded_payment_captured_late_is_refunded_and_the_booking_stands(app, client):
     user = register(client)
     cart = make_cart(app, client, user)
@@ -75,6 +78,7 @@ def test_a_superseded_payment_captured_late_is_refunded_and_the_booking_stands(a
         winner["transaction_id"]]
 
 
+@both_gateways
 def test_a_second_charge_on_a_successful_payment_is_refunded_and_a_replay_is_not(app, client):
     user = register(client)
     payment = make_payment(app, client, user)
@@ -91,6 +95,7 @@ def test_a_second_charge_on_a_successful_payment_is_refunded_and_a_replay_is_not
     assert [(r[0], r[1], r[4]) for r in refunds(app)] == [(payment["transaction_id"], "pay_second", "REQUESTED")]
 
 
+@both_gateways
 def test_a_capture_that_succeeds_requests_no_refund(app, client):
     user = register(client)
     payment = make_payment(app, client, user)
@@ -99,6 +104,25 @@ def test_a_capture_that_succeeds_requests_no_refund(app, client):
     assert count(app, Refund) == 0
 
 
+@both_gateways
+def test_a_late_capture_is_refunded_once_by_the_refund_job(app, client):
+    user = register(client)
+    payment = cancelled_payment(app, client, user)
+    charged = pay_at_gateway(app, payment)
+    assert confirm(app, client, user, payment, provider_payment_id=charged).status_code == 409
+    runner = app.test_cli_runner()
+
+    first = runner.invoke(args=["send-refunds"]).stdout.strip()
+    again = runner.invoke(args=["send-refunds"]).stdout.strip()
+
+    assert (first, again) == ("Sent 1 refunds: 1 succeeded, 0 failed, 0 to retry",
+                              "Sent 0 refunds: 0 succeeded, 0 failed, 0 to retry")
+    [(_, provider_payment_id, amount, _, status, attempts, provider_refund_id, _)] = refunds(app)
+    assert (provider_payment_id, amount, status, attempts) == (charged, Decimal(payment["amount"]), "SUCCEEDED", 1)
+    assert provider_refund_id.startswith("rfnd_")
+
+
+@both_gateways
 @requires_postgres
 def test_twenty_late_captures_at_once_by_confirm_and_webhook_request_one_refund(app, client):
     user = register(client)

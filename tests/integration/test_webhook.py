@@ -6,6 +6,7 @@ import pytest
 
 from persistence.models import Booking, WebhookEvent
 from tests.builders import confirm, make_cart, make_payment, register, send_webhook
+from tests.conftest import both_gateways
 from tests.integration.support import assert_json_error, cart_row, count, history_rows, payment_row, snapshot
 
 
@@ -14,6 +15,7 @@ def _event(payment, event="payment.captured", event_id="evt_1", provider_payment
             "provider_payment_id": provider_payment_id, **extra}
 
 
+@both_gateways
 def test_a_signed_capture_books_the_cart_like_a_confirmation(app, client, clock):
     user = register(client)
     cart = make_cart(app, client, user)
@@ -37,6 +39,7 @@ def test_a_signed_capture_books_the_cart_like_a_confirmation(app, client, clock)
     assert [(b["transaction_id"], b["status"]) for b in bookings] == [(payment["transaction_id"], "CONFIRMED")]
 
 
+@both_gateways
 def test_a_signed_failure_fails_the_payment(app, client):
     user = register(client)
     cart = make_cart(app, client, user)
@@ -52,6 +55,7 @@ def test_a_signed_failure_fails_the_payment(app, client):
     assert cart_row(app, cart["cart_id"]).status == "ACTIVE"
 
 
+@both_gateways
 def test_the_customer_confirming_after_the_webhook_captured_gets_the_same_booking(app, client):
     user = register(client)
     payment = make_payment(app, client, user)
@@ -65,6 +69,7 @@ def test_the_customer_confirming_after_the_webhook_captured_gets_the_same_bookin
     assert snapshot(app) == before
 
 
+@both_gateways
 def test_a_capture_after_the_customer_confirmed_is_answered_and_changes_nothing_else(app, client):
     user = register(client)
     payment = make_payment(app, client, user)
@@ -161,6 +166,7 @@ def test_a_signed_body_that_is_not_json_is_a_400(app, client, raw):
     assert snapshot(app) == before
 
 
+@both_gateways
 def test_an_event_seen_before_does_nothing_again_even_with_another_body(app, client):
     user = register(client)
     failing = make_payment(app, client, user)
@@ -178,6 +184,7 @@ def test_an_event_seen_before_does_nothing_again_even_with_another_body(app, cli
     assert payment_row(app, other["transaction_id"]).status == "PENDING"
 
 
+@both_gateways
 def test_a_duplicate_capture_event_does_nothing_again(app, client):
     user = register(client)
     payment = make_payment(app, client, user)
@@ -190,6 +197,7 @@ def test_a_duplicate_capture_event_does_nothing_again(app, client):
     assert snapshot(app) == before
 
 
+@both_gateways
 def test_a_failure_after_capture_changes_nothing(app, client):
     user = register(client)
     payment = make_payment(app, client, user)
@@ -206,6 +214,7 @@ def test_a_failure_after_capture_changes_nothing(app, client):
     assert count(app, WebhookEvent) == 2
 
 
+@both_gateways
 def test_a_capture_for_a_cancelled_payment_is_answered_200_and_recorded_as_refused(app, client, clock):
     user = register(client)
     cart = make_cart(app, client, user)
@@ -225,6 +234,7 @@ def test_a_capture_for_a_cancelled_payment_is_answered_200_and_recorded_as_refus
     assert count(app, Booking) == 0
 
 
+@both_gateways
 def test_a_refused_capture_event_is_not_recorded_twice_when_the_gateway_retries(app, client):
     user = register(client)
     payment = make_payment(app, client, user)
@@ -239,6 +249,7 @@ def test_a_refused_capture_event_is_not_recorded_twice_when_the_gateway_retries(
     assert [h[4] for h in history_rows(app, "payment", payment["transaction_id"])] == [True, True, False]
 
 
+@both_gateways
 def test_an_event_for_an_unknown_order_is_recorded_and_answered_200(app, client):
     before_payments = snapshot(app)["payments"]
 
