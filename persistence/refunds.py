@@ -141,7 +141,7 @@ def settle_from_gateway(provider_payment_id: str, provider_refund_id: str, succe
         refund = locks.lock_refund_of_provider_payment(provider_payment_id)
         if not claim.take():
             return "duplicate"
-        if not _names(refund, provider_refund_id, refund_id):
+        if not _names(refund, provider_refund_id, refund_id, succeeded):
             outcome = "unknown_refund"
         elif refund.status != RefundStatus.REQUESTED:
             outcome = "ignored"
@@ -174,13 +174,18 @@ def retry(refund_id: str, *, actor: str, now: datetime) -> Refund:
     return refund
 
 
-def _names(refund: Refund | None, provider_refund_id: str, refund_id: str | None) -> bool:
+def _names(refund: Refund | None, provider_refund_id: str, refund_id: str | None, succeeded: bool) -> bool:
     """Whether a gateway's refund event is about this refund of ours."""
     if refund is None:
         return False
     if refund.provider_refund_id is not None:
         return refund.provider_refund_id == provider_refund_id
-    # The event may come before the refund job has recorded the gateway's answer (or after that answer was lost).
+    if not succeeded:
+        # A failure of a gateway refund we never recorded may be an older one's, failed before an admin's
+        # retry: it must not fail the new attempt. It paid nothing either way, and the job's next look
+        # asks the gateway and sends anew if the refund it holds has failed.
+        return False
+    # Money went back: the event may come before the job recorded the gateway's answer (or after it was lost).
     return refund_id is None or refund_id == refund.id
 
 

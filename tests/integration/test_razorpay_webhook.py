@@ -456,7 +456,7 @@ def test_a_day_with_razorpay_every_capture_ends_in_its_booking_or_one_refund(app
         "refunded",
         f"Order {silent['provider_order_id']} (payment {silent['transaction_id']}, CANCELLED): {silent_pay} refund "
         "requested",
-        "Checked 2 orders, found 2 captures, requested 1 refunds"])
+        "Checked 3 orders, found 2 captures, requested 1 refunds"])
     assert send_refunds(app) == "Sent 1 refunds: 1 succeeded, 0 failed, 0 to retry"
     [processed] = [r for r in sandbox.refunds.values() if r["payment_id"] == silent_pay]
     # Razorpay's refund.processed for a refund the job already settled: nothing more.

@@ -189,15 +189,55 @@ def refund_event(payment: dict, provider_refund_id: str, event: str, event_id: s
             "provider_payment_id": "pay_late", "provider_refund_id": provider_refund_id}
 
 
-def test_a_refund_failed_event_fails_a_requested_refund(app, client):
+def test_a_refund_failed_event_fails_the_pending_refund_we_recorded(app, client, gateway):
     payment = late_capture(app, client)
+    gateway.refund_status = "pending"
+    send_refunds(app)
+    provider_refund_id = refund_of(app).provider_refund_id
 
-    answer = send_webhook(app, client, refund_event(payment, "rfnd_gateway_1", "refund.failed", "evt_rf_f"))
+    answer = send_webhook(app, client, refund_event(payment, provider_refund_id, "refund.failed", "evt_rf_f"))
 
     assert answer.json["outcome"] == "failed"
     refund = refund_of(app)
-    assert (refund.status, refund.provider_refund_id) == ("FAILED", "rfnd_gateway_1")
+    assert (refund.status, refund.provider_refund_id) == ("FAILED", provider_refund_id)
     assert refund.last_error == "The gateway reported that the refund failed."
+
+
+def test_a_refund_failed_event_for_a_gateway_refund_we_never_recorded_changes_nothing(app, client, clock, gateway):
+    payment = late_capture(app, client)
+    gateway.refund_status = "pending"
+    gateway.fail_next("refund", "lost_answer")
+    send_refunds(app)  # the gateway holds a pending refund; we never heard its id
+    refund = refund_of(app)
+    gateway.settle(refund.id, "failed")
+    made = gateway.refunds[refund.id][3].provider_refund_id
+
+    answer = send_webhook(app, client, refund_event(payment, made, "refund.failed", "evt_rf_unrecorded"))
+
+    assert answer.json["outcome"] == "unknown_refund" and refund_of(app).status == "REQUESTED"
+    gateway.refund_status = "processed"
+    clock.advance(minutes=1)
+    assert send_refunds(app) == "Sent 1 refunds: 1 succeeded, 0 failed, 0 to retry"  # the next look sends anew
+    assert gateway.refunded_amount("pay_late") == refund.amount
+
+
+def test_a_late_refund_failed_event_of_the_refund_before_an_admin_retry_does_not_fail_the_new_one(
+        app, client, clock, gateway):
+    from persistence import refunds
+
+    payment = late_capture(app, client)
+    gateway.refund_status = "pending"
+    send_refunds(app)
+    old = refund_of(app)
+    gateway.settle(old.id, "failed")
+    assert send_webhook(app, client, refund_event(payment, old.provider_refund_id, "refund.failed",
+                                                  "evt_first")).json["outcome"] == "failed"
+    with app.app_context():
+        refunds.retry(old.id, actor="admin:test", now=clock())
+
+    late = send_webhook(app, client, refund_event(payment, old.provider_refund_id, "refund.failed", "evt_again"))
+
+    assert late.json["outcome"] == "unknown_refund" and refund_of(app).status == "REQUESTED"
 
 
 def test_a_refund_event_for_a_refund_we_do_not_hold_is_recorded_and_changes_nothing(app, client):
