@@ -91,7 +91,7 @@ def run_reconciliation(app: Flask) -> None:
         if not ours:
             log.info("payments.reconcile", skipped=True, reason="another process is reconciling")
             return
-        _reported(lambda: reconciliation.reconcile(current_app.extensions["gateway"], now=app.config["CLOCK"](),
+        _reported(lambda: reconciliation.reconcile(current_app.extensions["gateway"], clock=app.config["CLOCK"],
                                                    hours=reconciliation.DEFAULT_HOURS),
                   reconciliation.report, "payments.reconcile", lambda: metrics.record_reconcile_run(failed=True))
 

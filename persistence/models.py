@@ -180,6 +180,8 @@ class Refund(db.Model):
     currency: Mapped[str] = mapped_column(String(3))
     status: Mapped[str] = mapped_column(String(16))
     attempts: Mapped[int] = mapped_column(Integer)
+    # Admin retries so far: each is sent under a gateway key of its own (persistence/refunds.py gateway_key).
+    retries: Mapped[int] = mapped_column(Integer, server_default="0")
     provider_refund_id: Mapped[str | None] = mapped_column(String(64))
     last_error: Mapped[str | None] = mapped_column(String(500))
     next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime)

@@ -5,22 +5,28 @@ A refund is requested in the unit of work that records the refused capture
 can refuse a capture (confirm, webhook, reconciliation) requests it the same
 way; the unique provider_payment_id makes it one whatever the path.
 
-The refund job (web/refund_job.py) sends it in three steps, so that no lock
-is held while the gateway answers:
-1. `claim_due` takes the due refunds (SKIP LOCKED: each by one process),
-   counts the attempt, moves `next_attempt_at` a lease ahead, and commits. No
-   other process takes the refund before the lease ends, and a process that
-   dies mid-send leaves it to be tried again then. The lease outlasts the
-   longest a send can take (two gateway calls, each bounded by its timeout).
+The refund job (web/refund_job.py) sends one refund at a time in three
+steps, so that no lock is held while the gateway answers:
+1. `claim_next` takes one due refund (SKIP LOCKED: by one process), counts
+   the attempt, moves `next_attempt_at` a lease ahead, and commits. No other
+   process takes the refund before the lease ends, and a process that dies
+   mid-send leaves it to be tried again then. The lease outlasts the longest
+   one send can take (two gateway calls, each bounded by its timeout).
 2. The job asks the gateway, outside any transaction.
-3. `record_attempt` writes what the gateway said, under the refund's lock; a
-   refund to try again is due after the backoff, counted from the answer.
+3. `record_attempt` writes what the gateway said, under the refund's lock,
+   if the claim is still the latest (its attempt and retry counts);
+   a refund to try again is due after the backoff, counted from the answer.
+
+The gateway knows our refund by `gateway_key`: the refund_id, and after an
+admin's retry the refund_id and the retry's number, so that the new gateway
+refund is never mistaken for the one that failed.
 """
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
 
+import structlog
 from sqlalchemy import select
 
 from machines import REFUND_MACHINE, InvalidTransition, RefundStatus
@@ -38,6 +44,8 @@ MAX_BACKOFF_MINUTES = 60
 # refund, each at most a connect and a read timeout; RAZORPAY_TIMEOUT_SECONDS is at most 60).
 CLAIM_LEASE = timedelta(minutes=10)
 LAST_ERROR_LENGTH = 500
+
+log = structlog.get_logger()
 
 
 def backoff(attempts: int) -> timedelta:
@@ -62,6 +70,11 @@ def is_requested(provider_payment_id: str) -> bool:
     return db.session.scalar(select(Refund.id).where(Refund.provider_payment_id == provider_payment_id)) is not None
 
 
+def gateway_key(refund_id: str, retries: int) -> str:
+    """What the gateway's refund carries to name ours: the refund_id, then `/retry-N` after the N-th retry."""
+    return refund_id if retries == 0 else f"{refund_id}/retry-{retries}"
+
+
 @dataclass(frozen=True)
 class ClaimedRefund:
     """A refund one process may send now: the attempt it is on, and what the gateway needs."""
@@ -71,20 +84,28 @@ class ClaimedRefund:
     amount: Decimal
     currency: str
     attempt: int
+    retries: int
+    gateway_key: str
+
+    def holds(self, refund: Refund) -> bool:
+        """Whether this claim is still the refund's latest: its attempt and retry counts are the token."""
+        return (refund.attempts, refund.retries) == (self.attempt, self.retries)
 
 
-def claim_due(*, now: datetime, limit: int) -> list[ClaimedRefund]:
-    """Claim up to `limit` due REQUESTED refunds for this process, oldest due first, and commit the claim."""
+def claim_next(*, now: datetime) -> ClaimedRefund | None:
+    """Claim the refund due first for this process, and commit the claim; None when none is due."""
     with unit_of_work() as uow:
-        due = uow.session.scalars(
+        refund = uow.session.scalar(
             select(Refund).where(Refund.status == RefundStatus.REQUESTED.value, Refund.next_attempt_at <= now)
-            .order_by(Refund.next_attempt_at, Refund.id).limit(limit).with_for_update(skip_locked=True)).all()
-        for refund in due:
-            # Counting the attempt is not a transition: the refund stays REQUESTED.
-            refund.attempts += 1
-            refund.next_attempt_at = now + CLAIM_LEASE
-            refund.updated_at = now
-        claimed = [ClaimedRefund(r.id, r.provider_payment_id, r.amount, r.currency, r.attempts) for r in due]
+            .order_by(Refund.next_attempt_at, Refund.id).limit(1).with_for_update(skip_locked=True))
+        if refund is None:
+            return None
+        # Counting the attempt is not a transition: the refund stays REQUESTED.
+        refund.attempts += 1
+        refund.next_attempt_at = now + CLAIM_LEASE
+        refund.updated_at = now
+        claimed = ClaimedRefund(refund.id, refund.provider_payment_id, refund.amount, refund.currency,
+                                refund.attempts, refund.retries, gateway_key(refund.id, refund.retries))
         uow.commit()
     return claimed
 
@@ -113,11 +134,17 @@ def record_attempt(claimed: ClaimedRefund, attempt: Attempt, *, actor: str, now:
         refund = locks.lock_refund(claimed.refund_id)
         if refund.status != RefundStatus.REQUESTED:
             return refund.status.lower()
+        if not claimed.holds(refund) and attempt.outcome != "succeeded":
+            # The claim ran out and another process holds the refund now: it decides. (Money that went
+            # back is a fact whoever heard of it.)
+            return "retry"
         if attempt.outcome == "succeeded":
             outcome = _settle(uow, refund, "succeed", actor=actor, now=now,
                               values={"provider_refund_id": attempt.provider_refund_id, "last_error": None})
         elif attempt.outcome == "failed":
-            outcome = _settle(uow, refund, "fail", actor=actor, now=now, values={"last_error": _clip(attempt.error)})
+            outcome = _settle(uow, refund, "fail", actor=actor, now=now, values={
+                "last_error": _clip(attempt.error),
+                "provider_refund_id": attempt.provider_refund_id or refund.provider_refund_id})
         else:
             if attempt.provider_refund_id:
                 refund.provider_refund_id = attempt.provider_refund_id
@@ -154,19 +181,25 @@ def settle_from_gateway(provider_payment_id: str, provider_refund_id: str, succe
                                       "last_error": "The gateway reported that the refund failed."})
         claim.settle(outcome)
         uow.commit()
+    if outcome == "failed":
+        log.error("refund.failed", refund_id=refund.id, provider_payment_id=provider_payment_id,
+                  provider_refund_id=provider_refund_id, error=refund.last_error, actor=actor)
     return outcome
 
 
 def retry(refund_id: str, *, actor: str, now: datetime) -> Refund:
-    """An admin asks again: FAILED -> REQUESTED, due now, with a fresh count of attempts and no gateway refund."""
+    """An admin asks again: FAILED -> REQUESTED, due now, with a fresh count of attempts and a new gateway key."""
     with unit_of_work() as uow:
         refund = locks.lock_refund(refund_id)
         if refund is None:
             raise NotFound("refund")
         try:
+            # A new gateway key: the failed gateway refund paid nothing, and the next send makes a new one.
+            # Due now: no claim can be sending a FAILED refund (a claim that still looks records nothing,
+            # its token being of the retry before).
             transition(uow.session, REFUND, refund.id, "retry", observed=refund.status, actor=actor, now=now,
-                       # The gateway's failed refund paid nothing; the next send makes a new one.
-                       values={"attempts": 0, "next_attempt_at": now, "provider_refund_id": None}, loaded=refund)
+                       values={"attempts": 0, "retries": refund.retries + 1, "provider_refund_id": None,
+                               "next_attempt_at": now}, loaded=refund)
         except InvalidTransition:
             raise Conflict("refund_not_failed", f"The refund is {refund.status}; only a FAILED refund can be "
                                                 "retried.", status=refund.status) from None
@@ -180,13 +213,15 @@ def _names(refund: Refund | None, provider_refund_id: str, refund_id: str | None
         return False
     if refund.provider_refund_id is not None:
         return refund.provider_refund_id == provider_refund_id
+    if refund_id is not None:
+        return refund_id == gateway_key(refund.id, refund.retries)
     if not succeeded:
-        # A failure of a gateway refund we never recorded may be an older one's, failed before an admin's
-        # retry: it must not fail the new attempt. It paid nothing either way, and the job's next look
-        # asks the gateway and sends anew if the refund it holds has failed.
+        # A failure of a gateway refund we never recorded, nor can tell by its key, may be an older one's,
+        # failed before an admin's retry: it must not fail the new attempt. The job's next look asks the
+        # gateway for the refund under the current key and takes what it holds.
         return False
     # Money went back: the event may come before the job recorded the gateway's answer (or after it was lost).
-    return refund_id is None or refund_id == refund.id
+    return True
 
 
 def _settle(uow: UnitOfWork, refund: Refund, trigger: str, *, actor: str, now: datetime, values: dict) -> str:

@@ -42,7 +42,9 @@ class ScriptedGateway(OfflineGateway):
             self.captures[provider_order_id].append(provider_payment_id)
 
     def settle(self, refund_id: str, status: str) -> GatewayRefund:
-        """The gateway settles a pending refund (what its refund.processed / refund.failed event reports)."""
+        """The gateway settles a pending refund (what its refund.processed / refund.failed event reports).
+
+    `refund_id` is the key the refund was sent under (our refund_id before any admin retry)."""
         with self._lock:
             payment_id, amount, currency, refund = self.refunds[refund_id]
             settled = GatewayRefund(refund.provider_refund_id, status)
@@ -61,11 +63,8 @@ class ScriptedGateway(OfflineGateway):
             if fault in ("transient", "permanent"):
                 self._raise(fault)
             self.refund_calls.append((refund_id, provider_payment_id))
-            earlier = self.refunds.get(refund_id)
-            if earlier is None or earlier[3].status == "failed":
-                # As Razorpay: a refund it failed stays failed; sending again makes a new one.
-                key = refund_id if earlier is None else f"{refund_id}#{len(self.refund_calls)}"
-                made = GatewayRefund(offline_refund_id(key), self.refund_status)
+            if refund_id not in self.refunds:
+                made = GatewayRefund(offline_refund_id(refund_id), self.refund_status)
                 self.refunds[refund_id] = (provider_payment_id, amount, currency, made)
             if fault == "lost_answer":
                 raise TransientGatewayError("connection reset after the refund was made")

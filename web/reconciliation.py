@@ -14,6 +14,7 @@ reconcile-payments`.
 """
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -48,11 +49,16 @@ class Reconciliation:
                 f"requested {self.refunds_requested} refunds")
 
 
-def reconcile(gateway: PaymentGateway, *, now: datetime, hours: float, actor: str = ACTOR) -> Reconciliation:
-    """Check the orders of the payments closed in the last `hours` against what the gateway captured."""
+def reconcile(gateway: PaymentGateway, *, clock: Callable[[], datetime], hours: float,
+              actor: str = ACTOR) -> Reconciliation:
+    """Check the orders of the payments settled in the last `hours` against what the gateway captured.
+
+    A run may last minutes (a gateway call per order): each refusal is stamped when it is recorded.
+    """
     run = Reconciliation()
     started = time.perf_counter()
-    for transaction_id, order_id, status, own_capture in payments.orders_settled_since(now - timedelta(hours=hours)):
+    since = clock() - timedelta(hours=hours)
+    for transaction_id, order_id, status, own_capture in payments.orders_settled_since(since):
         where = f"Order {order_id} (payment {transaction_id}, {status})"
         try:
             captured = gateway.captured_payments(order_id)
@@ -69,7 +75,8 @@ def reconcile(gateway: PaymentGateway, *, now: datetime, hours: float, actor: st
             continue
         found = []
         for provider_payment_id in captured:
-            outcome = payments.capture_found_by_reconciliation(order_id, provider_payment_id, actor=actor, now=now)
+            outcome = payments.capture_found_by_reconciliation(order_id, provider_payment_id, actor=actor,
+                                                               now=clock())
             run.captures += 1
             run.refunds_requested += outcome == "refund_requested"
             found.append(f"{provider_payment_id} {_SAID[outcome]}")

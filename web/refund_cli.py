@@ -36,9 +36,9 @@ def register(app: Flask) -> None:
     @click.option("--hours", callback=positive_number("hours", MAX_MINUTES / 60), metavar="N",
                   help=f"Check the payments closed in the last N hours (default {reconciliation.DEFAULT_HOURS}).")
     def reconcile_payments_command(hours: float | None):
-        """Refund captures the gateway holds for payments cancelled or failed in the last N hours."""
+        """Refund captures the gateway holds, bought nothing with, for payments settled in the last N hours."""
         with _report_on_stdout() as echo:
-            run = reconciliation.reconcile(current_app.extensions["gateway"], now=current_app.config["CLOCK"](),
+            run = reconciliation.reconcile(current_app.extensions["gateway"], clock=current_app.config["CLOCK"],
                                            hours=hours or reconciliation.DEFAULT_HOURS, actor=RECONCILE_ACTOR)
             reconciliation.report(run)
             for line in run.lines:

@@ -8,8 +8,9 @@ asked, with SKIP LOCKED on PostgreSQL, so no two processes send it at the
 same time (persistence/refunds.py).
 
 A refund is never paid twice: before every send the job asks the gateway for
-a refund carrying our refund_id, and takes that one if it was processed or is
-pending (one the gateway failed paid nothing, and is sent again). That
+a refund carrying our key (persistence/refunds.py gateway_key), and takes
+that one if it exists, processed, pending or failed. A refund the gateway
+failed is FAILED here too; only an admin's retry sends again, under a new key. That
 covers an answer lost on the way back, a process that died between the
 gateway's refund and our record, and a resend after an admin's retry.
 """
@@ -24,7 +25,6 @@ from web import metrics
 from persistence.refunds import Attempt, ClaimedRefund
 from web.gateway import GatewayRefund, PaymentGateway, PermanentGatewayError, TransientGatewayError
 
-BATCH_SIZE = 100
 ACTOR = "scheduler:refund-job"
 
 log = structlog.get_logger()
@@ -46,20 +46,16 @@ class RefundRun:
         return f"Sent {self.sent} refunds: {o['succeeded']} succeeded, {o['failed']} failed, {o['retry']} to retry"
 
 
-def send_refunds(gateway: PaymentGateway, *, clock, max_attempts: int, actor: str = ACTOR,
-                 batch_size: int = BATCH_SIZE) -> RefundRun:
-    """Send every refund due now, a batch of claims at a time, until none is left for this process."""
+def send_refunds(gateway: PaymentGateway, *, clock, max_attempts: int, actor: str = ACTOR) -> RefundRun:
+    """Send every refund due now, one claim at a time, until none is left for this process."""
     run = RefundRun()
     started = time.perf_counter()
-    while True:
-        claimed = refunds.claim_due(now=clock(), limit=batch_size)
-        for refund in claimed:
-            attempt = _attempt(gateway, refund, max_attempts=max_attempts)
-            outcome = refunds.record_attempt(refund, attempt, actor=actor, now=clock())
-            run.outcomes[outcome] += 1
-            _log_attempt(refund, attempt, outcome)
-        if len(claimed) < batch_size:
-            break
+    # One claim at a time: a claim's lease covers one send, however many refunds are due.
+    while (refund := refunds.claim_next(now=clock())) is not None:
+        attempt = _attempt(gateway, refund, max_attempts=max_attempts)
+        outcome = refunds.record_attempt(refund, attempt, actor=actor, now=clock())
+        run.outcomes[outcome] += 1
+        _log_attempt(refund, attempt, outcome)
     run.duration_s = time.perf_counter() - started
     return run
 
@@ -67,10 +63,8 @@ def send_refunds(gateway: PaymentGateway, *, clock, max_attempts: int, actor: st
 def _attempt(gateway: PaymentGateway, refund: ClaimedRefund, *, max_attempts: int) -> Attempt:
     """Ask the gateway; never raises for what the gateway says."""
     try:
-        found = gateway.find_refund(refund.provider_payment_id, refund.refund_id)
-        # A refund the gateway failed returned no money: after an admin's retry (or a refund.failed
-        # event we never got) a new one is sent. Only a processed or pending one is adopted.
-        if found is not None and found.status != "failed":
+        found = gateway.find_refund(refund.provider_payment_id, refund.gateway_key)
+        if found is not None:
             return _from_gateway(found)
         if refund.attempt > max_attempts:
             # Every allowed attempt failed for a reason that may pass, or never reported back; the gateway
@@ -78,7 +72,7 @@ def _attempt(gateway: PaymentGateway, refund: ClaimedRefund, *, max_attempts: in
             return Attempt("failed", error=f"No attempts left: {max_attempts} attempts failed, and the gateway "
                                            "holds no refund of ours.")
         return _from_gateway(gateway.refund(refund.provider_payment_id, refund.amount, refund.currency,
-                                            refund.refund_id))
+                                            refund.gateway_key))
     except TransientGatewayError as exc:
         return Attempt("retry", error=f"Transient gateway error: {exc}")
     except PermanentGatewayError as exc:

@@ -143,7 +143,7 @@ def test_reconciliations_and_webhooks_at_once_request_one_refund(app, client, ga
         start.wait(timeout=10)
         if n < 3:
             with app.app_context():  # CliRunner swaps sys.stdout: not for threads
-                return reconciliation.reconcile(gateway, now=app.config["CLOCK"](), hours=24).summary()
+                return reconciliation.reconcile(gateway, clock=app.config["CLOCK"], hours=24).summary()
         return send_webhook(app, app.test_client(), {**event, "event_id": f"evt_{n}"}).json["outcome"]
 
     with ThreadPoolExecutor(max_workers=6) as pool:

@@ -330,7 +330,8 @@ def test_a_retried_failed_refund_is_requested_again_and_the_refund_job_then_refu
     [after] = refunds_of(client, user, {"transaction_id": refund["transaction_id"]}).json
     assert (after["status"], after["attempts"], after["last_error"]) == ("SUCCEEDED", 1, None)
     assert gateway.refunded_amount(refund["provider_payment_id"]) == Decimal(refund["amount"])
-    assert [call[0] for call in gateway.refund_calls] == [refund["refund_id"]]
+    # The permanent refusal never reached the gateway; the retry is sent under its own key.
+    assert [call[0] for call in gateway.refund_calls] == [f"{refund['refund_id']}/retry-1"]
     admin_actor = f"user:{user_id_of(app, admin['email'])}"
     assert history_rows(app, "refund", refund["refund_id"]) == [
         ("REQUESTED", "FAILED", "fail", "cli:send-refunds", True),

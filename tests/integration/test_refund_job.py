@@ -154,11 +154,11 @@ def test_an_answer_lost_after_the_gateway_refunded_is_adopted_not_sent_again(app
 
 
 def test_a_process_that_died_after_its_claim_leaves_the_refund_to_the_next_run(app, client, clock, gateway):
-    from persistence.refunds import claim_due
+    from persistence.refunds import claim_next
 
     late_capture(app, client)
     with app.app_context():
-        [claimed] = claim_due(now=clock(), limit=10)  # ...and then the process died
+        assert claim_next(now=clock()) is not None  # ...and then the process died
     clock.advance(minutes=9, seconds=59)
     assert send_refunds(app).startswith("Sent 0 refunds")  # its claim holds for the lease
 
@@ -215,10 +215,9 @@ def test_a_refund_failed_event_for_a_gateway_refund_we_never_recorded_changes_no
     answer = send_webhook(app, client, refund_event(payment, made, "refund.failed", "evt_rf_unrecorded"))
 
     assert answer.json["outcome"] == "unknown_refund" and refund_of(app).status == "REQUESTED"
-    gateway.refund_status = "processed"
     clock.advance(minutes=1)
-    assert send_refunds(app) == "Sent 1 refunds: 1 succeeded, 0 failed, 0 to retry"  # the next look sends anew
-    assert gateway.refunded_amount("pay_late") == refund.amount
+    assert send_refunds(app) == "Sent 1 refunds: 0 succeeded, 1 failed, 0 to retry"  # the next look takes it
+    assert refund_of(app).provider_refund_id == made and len(gateway.refund_calls) == 1
 
 
 def test_a_late_refund_failed_event_of_the_refund_before_an_admin_retry_does_not_fail_the_new_one(
@@ -312,7 +311,7 @@ def test_two_jobs_at_once_send_each_refund_once(app, client, gateway):
     def run():
         start.wait(timeout=10)
         with app.app_context():
-            return refund_job.send_refunds(SlowGateway(), clock=app.config["CLOCK"], max_attempts=4, batch_size=2)
+            return refund_job.send_refunds(SlowGateway(), clock=app.config["CLOCK"], max_attempts=4)
 
     with ThreadPoolExecutor(max_workers=2) as pool:
         runs = list(pool.map(lambda _: run(), range(2)))
@@ -345,19 +344,20 @@ def test_the_job_passes_over_a_refund_another_transaction_holds(app, client, dat
         other.dispose()
 
 
-def test_a_refund_the_gateway_failed_without_telling_us_is_sent_anew(app, client, clock, gateway):
+def test_a_refund_the_gateway_failed_without_telling_us_is_taken_as_failed_and_not_sent_again(
+        app, client, clock, gateway):
     late_capture(app, client)
     gateway.refund_status = "pending"
     send_refunds(app)
     refund = refund_of(app)
-    gateway.settle(refund.id, "failed")  # the gateway gave up on it...
-    gateway.refund_status = "processed"
+    gateway.settle(refund.id, "failed")  # the gateway gave up on it, and its event never came
     clock.advance(minutes=1)
-    assert send_refunds(app) == "Sent 1 refunds: 1 succeeded, 0 failed, 0 to retry"  # ...and paid nothing: sent anew
+
+    assert send_refunds(app) == "Sent 1 refunds: 0 succeeded, 1 failed, 0 to retry"
 
     refund = refund_of(app)
-    assert refund.status == "SUCCEEDED" and len(gateway.refund_calls) == 2
-    assert gateway.refunded_amount("pay_late") == refund.amount
+    assert (refund.status, refund.last_error) == ("FAILED", "The gateway reported that the refund failed.")
+    assert len(gateway.refund_calls) == 1  # only an admin's retry sends again
 
 
 def test_an_admin_retry_of_a_failed_refund_sends_it_again(app, client, clock, gateway):

@@ -52,36 +52,46 @@ def test_a_batch_slower_than_the_claim_lease_is_not_sent_twice_by_the_next_run(a
     assert other_runs == [0], "another run sent a refund this run had claimed and was still sending"
 
 
-def test_a_refund_failed_event_for_the_old_refund_does_not_fail_the_refund_the_job_is_sending(
+def test_a_gateway_refund_that_failed_is_taken_as_failed_once_and_an_admin_retry_is_a_new_one(
         app, client, clock, gateway):
-    # The gateway holds refund #1 as pending, then fails it. The job's next look sees #1 failed and
-    # sends #2 (which the gateway processes: the customer is refunded). While #2 is on its way, the
-    # refund.failed event of #1 arrives and fails our refund; the job's record then leaves it FAILED.
+    # The gateway holds refund #1 as pending, then fails it. The job's next look takes #1 as it is,
+    # FAILED, as the refund.failed event does: one rule, never a second gateway refund behind the
+    # admin's back. The admin's retry sends #2 under a new key; a late refund.failed of #1 then
+    # names a refund that is not ours any more and fails nothing.
+    from persistence import refunds
+
     payment = late_capture(app, client)
     gateway.refund_status = "pending"
     assert send_refunds(app) == "Sent 1 refunds: 0 succeeded, 0 failed, 1 to retry"
     first = refund_of(app)
     gateway.settle(first.id, "failed")
-    gateway.refund_status = "processed"
     clock.advance(minutes=1)
-    events = []
+    assert send_refunds(app) == "Sent 1 refunds: 0 succeeded, 1 failed, 0 to retry"
+    event = refund_event(payment, first.provider_refund_id, "refund.failed", "evt_first_failed")
+    assert send_webhook(app, client, event).json["outcome"] == "ignored"
+    assert len(gateway.refund_calls) == 1
 
-    class WebhookMeanwhile(ScriptedGateway):
+    gateway.refund_status = "processed"
+    with app.app_context():
+        refunds.retry(first.id, actor="admin:test", now=clock())
+    late = {**event, "event_id": "evt_first_failed_again"}
+    sent = []
+
+    class LateEventMeanwhile(ScriptedGateway):
         def find_refund(self, *args):
             return gateway.find_refund(*args)
 
         def refund(self, *args, **kwargs):
-            event = refund_event(payment, first.provider_refund_id, "refund.failed", "evt_old_refund_failed")
-            events.append(send_webhook(app, app.test_client(), event).json["outcome"])
+            sent.append(send_webhook(app, app.test_client(), late).json["outcome"])
             return gateway.refund(*args, **kwargs)
 
     with app.app_context():
-        refund_job.send_refunds(WebhookMeanwhile(), clock=clock, max_attempts=4)
+        refund_job.send_refunds(LateEventMeanwhile(), clock=clock, max_attempts=4)
 
-    assert gateway.refunded_amount("pay_late") == first.amount  # the customer got the money back
+    assert sent == ["unknown_refund"]
     refund = refund_of(app)
-    assert refund.status == "SUCCEEDED", (
-        f"the refund is {refund.status} ({refund.last_error}) while the gateway holds {events} / a processed refund")
+    assert refund.status == "SUCCEEDED" and refund.provider_refund_id != first.provider_refund_id
+    assert gateway.refunded_amount("pay_late") == first.amount  # the customer got the money back, once
 
 
 def test_a_refund_reconciliation_requests_is_stamped_when_it_is_requested_not_when_the_run_began(
