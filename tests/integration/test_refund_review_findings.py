@@ -1,4 +1,4 @@
-"""Review of issue 13: refund races the job's lease and the webhook's refund events leave open (failing tests)."""
+"""Refund races a hostile review of issue 13 found: a batch outlasting its lease, a failed gateway refund, stamps."""
 
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
