@@ -70,7 +70,7 @@ def api_reference():
 def asset(name: str):
     """Swagger UI's script or stylesheet, from the installed package."""
     if name not in ASSETS:
-        raise NotFound(f"No such file of the API reference: {name}.")
+        raise NotFound("The API reference has no such file.")
     response = send_from_directory(_SWAGGER_UI_DIR, ASSETS[name])
     response.headers["X-Content-Type-Options"] = "nosniff"
     return response

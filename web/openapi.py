@@ -459,10 +459,10 @@ def _operation(op: Operation, refs: dict, by_route: dict) -> dict:
             {"name": p.name, "in": p.where, "required": p.required, "schema": p.schema,
              **({"description": p.description} if p.description else {})} for p in op.params]
     if op.body is not None:
-        example = examples.REQUESTS.get(op.body)
-        spec["requestBody"] = {"required": op.body_required,
-                               "content": {"application/json": {"schema": refs[(op.body, "validation")],
-                                                                **({"example": example} if example is not None else {})}}}
+        media = {"schema": refs[(op.body, "validation")]}
+        if op.body in examples.REQUESTS:
+            media["example"] = examples.REQUESTS[op.body]
+        spec["requestBody"] = {"required": op.body_required, "content": {"application/json": media}}
     return spec
 
 

@@ -42,7 +42,8 @@ def offline_flags(user_data_dir: Path, net_log: Path) -> list[str]:
         "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars", "--mute-audio",
         "--remote-debugging-pipe", f"--user-data-dir={user_data_dir}", "--no-first-run", "--no-default-browser-check",
         "--disable-background-networking", "--disable-component-update", "--disable-sync", "--disable-extensions",
-        "--disable-default-apps", "--disable-domain-reliability", "--disable-breakpad", "--disable-client-side-phishing-detection",
+        "--disable-default-apps", "--disable-domain-reliability", "--disable-breakpad",
+        "--disable-client-side-phishing-detection",
         "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1",
         f"--proxy-server={dead_proxy}",  # loopback is never proxied (Chromium's implicit bypass rules)
         f"--log-net-log={net_log}", "--net-log-capture-mode=Default",
@@ -50,7 +51,10 @@ def offline_flags(user_data_dir: Path, net_log: Path) -> list[str]:
 
 
 def _high_fd(fd: int) -> int:
-    """The same pipe end as a descriptor above 4, so bash can put the pipes on 3 and 4 without a clash (dash takes no descriptor over 9)."""
+    """The same pipe end as a descriptor above 4, so bash can put the pipes on 3 and 4 without a clash.
+
+    (bash, not sh: dash takes no descriptor over 9 in a redirection.)
+    """
     high = fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, 10)
     os.close(fd)
     return high

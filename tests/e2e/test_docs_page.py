@@ -28,7 +28,8 @@ from tests.skips import skip_or_fail
 pytestmark = pytest.mark.e2e
 
 RENDER_TIMEOUT_SECONDS = 60
-SCREENSHOTS = {"docs.png": Path("/tmp/docs-screenshot.png"), "docs-confirm.png": Path("/tmp/docs-screenshot-confirm.png")}
+SCREENSHOTS = {"docs.png": Path("/tmp/docs-screenshot.png"),
+               "docs-confirm.png": Path("/tmp/docs-screenshot-confirm.png")}
 CONFIRM = "operations-payments-post_api_payments_transaction_id_confirm"
 # Each rendered operation block: [method, path as the document names it].
 RENDERED_OPERATIONS = """Array.from(document.querySelectorAll('.opblock')).map(block => [
