@@ -190,9 +190,9 @@ OPERATIONS: tuple[Operation, ...] = (
               conflicts=Conflicts(("email_taken",))),
     Operation("post", "/api/auth/token", accounts_api.token, "auth", 200, out.Token, (400, 401, 413, 429, 503),
               body.Credentials, auth=False,
-              description="Each login gives a new token, valid for `TOKEN_TTL_MINUTES` (a day by default). Failed "
-                          "logins are counted per email and per client address; past either limit the answer is "
-                          "429 with `Retry-After`, even for the right password, until the window moves on."),
+              description="Each login gives a new token. Failed logins are counted per email and per client "
+                          "address; past either limit the answer is 429 with `Retry-After`, even for the right "
+                          "password, until the window moves on; a successful login clears its email's count."),
     Operation("get", "/api/services/", services_api.list_services, "catalogue", 200, Many(out.ServiceOut), (503,),
               auth=False, description="Every service, by name: what a cart's items are made of."),
     Operation("post", "/api/services/", services_api.create_service, "catalogue", 201, out.ServiceOut,
