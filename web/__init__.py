@@ -9,7 +9,7 @@ from flask import Flask
 from persistence.db import db, migrate
 from persistence.engine import configure_engine, engine_options
 from web import accounts_api, bookings_api, carts_api, cli, errors, logs, payments_api, services_api, webhooks_api
-from web import cart_deletion_api, openapi, ops_api, path_ids, refunds_api
+from web import cart_deletion_api, docs_page, openapi, ops_api, path_ids, refunds_api
 from web.config import load
 from web.gateway import gateway_from
 from web.requests import MAX_BODY_BYTES
@@ -44,6 +44,7 @@ def create_app(config: Mapping | None = None) -> Flask:
         app.register_blueprint(module.bp)
     app.register_blueprint(services_api.admin_bp)
     app.register_blueprint(openapi.bp)
+    app.register_blueprint(docs_page.bp)
     ops_api.register(app)
     cli.register(app)
     if settings["SCHEDULER_ENABLED"] and _serving():

@@ -48,10 +48,7 @@ def page_query() -> PageQuery:
 
 @bp.get("/")
 def list_refunds():
-    """List every refund, newest first, a page at a time (admins only).
-
-    The next page: the same query with `before` set to the last refund_id of this one.
-    """
+    """List every refund, newest first, a page at a time (admins only)."""
     query = page_query()
     return [refund_json(r) for r in refund_queries.refund_page(status=query.status, limit=query.limit,
                                                                before=query.before)]

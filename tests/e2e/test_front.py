@@ -1,9 +1,9 @@
 """The recommended production set-up over real sockets: nginx (deploy/nginx.conf) in front of 3 sync workers.
 
 Slow clients must not stall it, and whatever the HTTP server refuses by itself is refused in the
-service's JSON error envelope (SPEC §2). Each test but the last two (guards that nginx lets good
-requests and the app's own errors through) fails against gunicorn alone: its sync workers wait on
-slow clients, and it answers malformed requests with HTML pages.
+service's JSON error envelope (SPEC §2). Each test but the last three (guards that nginx lets good
+requests, the API reference page and the app's own errors through) fails against gunicorn alone: its
+sync workers wait on slow clients, and it answers malformed requests with HTML pages.
 """
 
 import json
@@ -205,3 +205,16 @@ def test_the_apps_own_errors_pass_through_unchanged(front):
     assert answer.status == 401, answer
     assert answer.is_json and answer.body["error"], answer
     assert answer.headers.get("x-request-id") == "front-check-1", answer
+
+
+def test_the_api_reference_and_its_files_pass_through_as_the_app_answers_them(front):
+    """/docs, the one HTML page, and Swagger UI's files reach the browser as gunicorn gives them."""
+    for path in ("/docs", "/docs/assets/swagger-ui-bundle.js", "/docs/assets/swagger-ui.css"):
+        through_front, direct = front.http.get(path), front.live.server.http.get(path)
+        assert through_front.status == 200, (path, through_front)
+        assert through_front.text == direct.text, path
+        for header in ("content-type", "content-security-policy", "x-content-type-options"):
+            assert through_front.headers.get(header) == direct.headers.get(header), (path, header)
+    assert front.http.get("/docs").headers["content-type"].startswith("text/html")
+    missing = front.http.get("/docs/assets/nope.js")
+    assert missing.status == 404 and missing.is_json, missing

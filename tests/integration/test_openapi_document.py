@@ -20,8 +20,9 @@ DELETION_ENDPOINTS = {("delete", "/api/cart/carts/{cart_id}/"), ("get", "/api/ca
 def app_routes(app) -> set[tuple[str, str]]:
     routes = set()
     for rule in app.url_map.iter_rules():
-        # The webhook path's other methods exist only to answer 405 (see webhooks_api): not operations.
-        if rule.endpoint in ("static", "webhooks.webhook_other_methods"):
+        # The webhook path's other methods exist only to answer 405 (see webhooks_api), and /docs's script and
+        # stylesheet are files like Flask's static ones: not operations.
+        if rule.endpoint in ("static", "webhooks.webhook_other_methods", "docs.asset"):
             continue
         path = re.sub(r"<(?:[^:>]+:)?([^>]+)>", r"{\1}", rule.rule)
         routes |= {(method.lower(), path) for method in rule.methods - {"HEAD", "OPTIONS"}}
@@ -254,3 +255,82 @@ def test_an_answer_that_does_not_fit_its_model_is_a_server_error_not_a_bad_reque
 
     assert response.status_code == 500
     assert "fields" not in response.json
+
+
+# ---- the reference a reader gets at /docs ------------------------------------------------------------------------
+
+def documented_operations(document: dict):
+    for path, methods in document["paths"].items():
+        for method, operation in methods.items():
+            yield method, path, operation
+
+
+def reasons_of(document: dict, schema: dict) -> set[str]:
+    """The `reason`s a 409 schema allows: $refs followed, each alternative of an anyOf."""
+    if "$ref" in schema:
+        return reasons_of(document, document["components"]["schemas"][schema["$ref"].rsplit("/", 1)[1]])
+    if "anyOf" in schema:
+        return set().union(*(reasons_of(document, alternative) for alternative in schema["anyOf"]))
+    reason = schema["properties"]["reason"]
+    return set(reason.get("enum", [reason.get("const")]))
+
+
+def validator(document: dict, schema: dict):
+    return jsonschema_rs.validator_for({**schema, "components": document["components"]})
+
+
+def test_every_operation_has_a_one_line_summary_and_a_description_that_says_more(client):
+    for method, path, operation in documented_operations(client.get("/openapi.json").json):
+        summary, description = operation["summary"], operation["description"]
+        assert summary and "\n" not in summary, (method, path)
+        assert len(description) > 30 and description != summary, (method, path)
+
+
+def test_every_409_names_each_reason_it_can_give_and_shows_one_example_of_each(client):
+    document = client.get("/openapi.json").json
+    conflicts = 0
+    for method, path, operation in documented_operations(document):
+        if "409" not in operation["responses"]:
+            continue
+        conflicts += 1
+        answer = operation["responses"]["409"]
+        media = answer["content"]["application/json"]
+        reasons = reasons_of(document, media["schema"])
+        assert reasons, (method, path)
+        assert set(media["examples"]) == reasons, (method, path)
+        for reason, example in media["examples"].items():
+            assert f"- `{reason}`: " in answer["description"], (method, path, reason)
+            assert example["value"]["reason"] == reason
+            validator(document, media["schema"]).validate(example["value"])
+    assert conflicts == len([op for op in OPERATIONS if op.conflicts is not None]) == 10
+
+
+def test_a_409_of_a_reason_its_operation_does_not_give_breaks_the_schema(client):
+    document = client.get("/openapi.json").json
+    schema = document["paths"]["/api/payments/{transaction_id}/cancel/"]["post"]["responses"]["409"]
+    check = validator(document, schema["content"]["application/json"]["schema"])
+
+    assert check.is_valid({"error": "Conflict", "detail": "Closed.", "reason": "payment_not_open"})
+    assert not check.is_valid({"error": "Conflict", "detail": "Taken.", "reason": "email_taken"})
+
+
+def test_every_example_fits_its_schema_and_every_json_answer_and_body_has_one(client):
+    document = client.get("/openapi.json").json
+    for method, path, operation in documented_operations(document):
+        media_types = [("request", operation["requestBody"]["content"])] if "requestBody" in operation else []
+        media_types += [(status, answer["content"]) for status, answer in operation["responses"].items()]
+        for status, content in media_types:
+            if "application/json" not in content or path == "/openapi.json":
+                continue
+            media = content["application/json"]
+            values = [media["example"]] if "example" in media else [e["value"] for e in media["examples"].values()]
+            assert values, (method, path, status)
+            for value in values:
+                validator(document, media["schema"]).validate(value)
+
+
+def test_the_request_examples_pass_the_services_own_validation():
+    for op in OPERATIONS:
+        if op.body is not None:
+            example = build_document()["paths"][op.path][op.method]["requestBody"]["content"]["application/json"]
+            op.body.model_validate(example["example"])
