@@ -27,7 +27,8 @@ run: init-db
 test: venv
 	$(BIN)/python -m pytest
 
-# Benchmarks (not tests): PostgreSQL by default; `make bench ARGS=--sqlite` for the SQLite default.
+# Benchmarks (not tests): PostgreSQL by default; `make bench ARGS=--sqlite` for the SQLite default;
+# `make bench ARGS="--peers naive,seed,before"` for the working tree beside its peers (bench/peers/).
 .PHONY: bench
 bench: venv
 	$(BIN)/python -m bench.run $(ARGS)

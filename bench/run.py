@@ -3,7 +3,8 @@
     python -m bench.run                      # PostgreSQL (BENCH_DATABASE_SERVER or 127.0.0.1:5432)
     python -m bench.run --sqlite             # the embedded SQLite default
     python -m bench.run --smoke              # tiny numbers: checks the harness still works
-    python -m bench.run --against <commit>   # the working tree and that commit side by side (bench/side_by_side.py)
+    python -m bench.run --peers naive,seed,before   # the working tree beside its peers (bench/side_by_side.py)
+    python -m bench.run --against <commit>   # the working tree beside that commit only (the *before* peer)
 """
 
 import argparse
@@ -14,6 +15,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from bench import peers
+from bench.peers.before import DEFAULT_COMMIT
 from bench.seed import confirms_needed, seed
 from bench.side_by_side import compare
 from bench.stack import SECRET, Database, Server, cpu_check_ms, need, run_wrk, stop_cleanly_on_sigterm
@@ -31,27 +34,37 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sqlite", action="store_true", help="benchmark the SQLite default instead of PostgreSQL")
     parser.add_argument("--seconds", type=float, default=10, help="length of each wrk run")
-    parser.add_argument("--connections", help="comma-separated connection counts (default 1,8,32; 1,8 with --against)")
+    parser.add_argument("--connections",
+                        help="comma-separated connection counts (default 1,8,32; 1,8 with peers; 2 with --smoke)")
     parser.add_argument("--workers", type=int, default=int(os.environ.get("WEB_CONCURRENCY", (os.cpu_count() or 1) + 1)),
                         help="gunicorn sync workers (default as gunicorn.conf.py: one more than the cores)")
     parser.add_argument("--rate", type=int, default=1500, help="expected peak confirms/s, to size the seed")
     parser.add_argument("--smoke", action="store_true", help="tiny run that only checks the harness works")
     parser.add_argument("--only", help="comma-separated endpoints to measure (default: all), e.g. baseline,confirm")
+    parser.add_argument("--peers", type=lambda text: text.split(","),
+                        help=f"comma-separated peers to serve beside the working tree, of {','.join(peers.NAMES)} "
+                             "(bench/peers/); measures baseline and confirm on each (--only does not apply)")
     parser.add_argument("--against", metavar="COMMIT",
-                        help="serve this commit beside the working tree; measure baseline and confirm on both "
-                             "(--only does not apply)")
-    parser.add_argument("--rounds", type=int, default=2, help="with --against: rounds per checkout, alternating")
+                        help=f"the *before* peer's commit (default {DEFAULT_COMMIT}, main when the peers came in); "
+                             "without --peers, the working tree beside this commit alone")
+    parser.add_argument("--rounds", type=int, default=2, help="with peers: rounds per server, in alternating order")
     args = parser.parse_args(argv)
     if args.rounds < 1:
         parser.error("--rounds must be at least 1")
+    if args.peers is None and args.against:
+        args.peers = ["before"]
+    if unknown := set(args.peers or ()) - set(peers.NAMES):
+        parser.error(f"--peers: no peer named {', '.join(sorted(unknown))}; the peers are {', '.join(peers.NAMES)}")
+    if args.sqlite and set(args.peers or ()) - {"before"}:
+        parser.error("the naive and seed peers run on PostgreSQL only")
     if args.smoke:
         # Rate sized so a fast machine's confirm at 8 connections does not run out of payments in its second.
         args.seconds, args.rate, args.workers = 1, 1000, 2
-    default_levels = "1,8" if args.against else "2" if args.smoke else "1,8,32"
+    default_levels = "2" if args.smoke else "1,8" if args.peers else "1,8,32"
     levels = [int(c) for c in (args.connections or default_levels).split(",")]
     need("wrk", "apt-get install wrk")
     stop_cleanly_on_sigterm()
-    if args.against:
+    if args.peers:
         return compare(args, levels)
 
     workdir = Path(tempfile.mkdtemp(prefix="bench-"))

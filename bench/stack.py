@@ -85,15 +85,20 @@ class Server:
 
     The checkout's own gunicorn.conf.py is read (its logging belongs to its code); the settings
     that shape a measurement are given on the command line, so every checkout runs with the same.
+    A peer (bench/peers/) is served the same way from its own folder: `app` names its WSGI app
+    (which answers /bench/baseline too), `gunicorn` may come from the peer's own virtualenv, and
+    `env` adds to the checkout's environment.
     """
 
-    def __init__(self, url: str, workers: int, log_path: Path, checkout: Path = ROOT):
+    def __init__(self, url: str, workers: int, log_path: Path, checkout: Path = ROOT, *,
+                 app: str = "bench_app:create_bench_app()", gunicorn: Path = BIN / "gunicorn",
+                 env: dict[str, str] | None = None):
         self.port = free_port()
-        command = [str(BIN / "gunicorn"), "--bind", f"127.0.0.1:{self.port}", "--workers", str(workers),
-                   "--worker-class", "sync", "--no-control-socket", "bench_app:create_bench_app()"]
+        command = [str(gunicorn), "--bind", f"127.0.0.1:{self.port}", "--workers", str(workers),
+                   "--worker-class", "sync", "--no-control-socket", app]
         self.log = open(log_path, "w")
-        self.proc = subprocess.Popen(command, cwd=checkout, env=checkout_env(checkout, url), stdout=self.log,
-                                     stderr=subprocess.STDOUT, start_new_session=True)
+        self.proc = subprocess.Popen(command, cwd=checkout, env={**checkout_env(checkout, url), **(env or {})},
+                                     stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True)
         try:
             self._wait_until_answering(log_path)
         except BaseException:  # not started, Ctrl-C or SIGTERM: nobody else holds this server to stop it
@@ -110,7 +115,8 @@ class Server:
                 if self.proc.poll() is not None:
                     break
                 time.sleep(0.2)
-        sys.exit(f"gunicorn did not start; see {log_path}")
+        self.log.flush()
+        sys.exit(f"gunicorn did not start; its log ({log_path}) ends:\n{log_path.read_text()[-3000:]}")
 
     @property
     def base(self) -> str:

@@ -1,10 +1,12 @@
-"""The benchmark harness still works: tiny runs of `bench.run` (alone and `--against` a commit), `bench.sweep`
+"""The benchmark harness still works: tiny runs of `bench.run` (alone and beside its peers), `bench.sweep`
 and `bench.machines`.
 
 Benchmarks are not tests; these check only that each command runs to the
 end and prints its table with every row answered as expected (no timing is
 asserted). `bench.run` and `bench.sweep` need wrk (`apt-get install wrk`) and
 skip, saying so, without it; PostgreSQL runs use TEST_DATABASE_URL's server.
+The peers' run makes the seed peer's virtualenv from PyPI the first time
+(bench/peers/seed/__init__.py: about 15 s) and reuses it after.
 """
 
 import os
@@ -12,11 +14,16 @@ import re
 import shutil
 import subprocess
 import sys
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 from sqlalchemy.engine import make_url
 
+from bench.side_by_side import Contender, check_confirm
+from bench.stack import Database
 from tests.skips import skip_or_fail
 
 pytestmark = pytest.mark.e2e
@@ -24,8 +31,10 @@ pytestmark = pytest.mark.e2e
 ROOT = Path(__file__).resolve().parents[2]
 TIMEOUT_SECONDS = 300
 ROW = re.compile(r"^\| (?P<name>[a-z_ ()0-9]+) \| (?P<conns>\d+) \| (?P<rps>\d+) \|.* \| (?P<errors>\d+) \|$", re.M)
-SIDE_BY_SIDE_ROW = re.compile(r"^\| (?P<checkout>[^|]+) \| (?P<name>baseline|confirm) \| (?P<conns>\d+) \| "
+SIDE_BY_SIDE_ROW = re.compile(r"^\| (?P<server>[^|]+) \| (?P<name>baseline|confirm) \| (?P<conns>\d+) \| "
                               r"(?P<rps>\d+) \|.* \| (?P<errors>\d+) \| (?P<by_round>[\d, ]+) \|$", re.M)
+BESIDE_OURS_ROW = re.compile(r"^\| (?P<peer>[^|]+) \| (?P<conns>\d+) \| (?P<cells>(?:[\d.]+ \| ){9})"
+                             r"(?P<by_round>[\d., ]+) \|$", re.M)
 
 
 def postgres_server_url() -> str | None:
@@ -76,23 +85,62 @@ def test_make_bench_smoke_on_postgresql():
     assert_every_endpoint_answered(output)
 
 
-def test_make_bench_smoke_against_a_commit_measures_both_checkouts_in_alternating_rounds():
+def test_make_bench_smoke_with_peers_measures_each_beside_ours_in_alternating_rounds():
     server = postgres_server_url()
     if server is None:
-        skip_or_fail("the side-by-side benchmark needs TEST_DATABASE_URL=postgresql+psycopg://... (.ci/run sets it)")
+        skip_or_fail("the peers' benchmark needs TEST_DATABASE_URL=postgresql+psycopg://... (.ci/run sets it)")
     needs_wrk()
-    output = run("bench.run", "--smoke", "--against", "HEAD", server=server)
+    # Each server must first book one valid confirm (bench.side_by_side.check_confirm), or the run fails.
+    output = run("bench.run", "--smoke", "--peers", "naive,seed,before", "--against", "HEAD", server=server)
     rows = list(SIDE_BY_SIDE_ROW.finditer(output))
-    checkouts = {row["checkout"] for row in rows}
-    assert len(checkouts) == 2 and "working tree" in checkouts, output
-    assert sorted((row["checkout"], row["name"], row["conns"]) for row in rows) == sorted(
-        (checkout, name, conns) for checkout in checkouts for name in ("baseline", "confirm") for conns in ("1", "8"))
+    servers = {row["server"] for row in rows}
+    before = next(name for name in servers if name.startswith("before "))
+    assert servers == {"ours", "naive", "seed", before}, output
+    assert sorted((row["server"], row["name"], row["conns"]) for row in rows) == sorted(
+        (name, scenario, "2") for name in servers for scenario in ("baseline", "confirm")), output
     for row in rows:
         assert int(row["rps"]) > 0 and row["errors"] == "0", (row.group(0), output)
         assert len(row["by_round"].split(", ")) == 2, (row.group(0), output)
-    for conns in ("1 connection", "8 connections"):
-        assert re.search(rf"confirm req/s, working tree / HEAD \([0-9a-f]{{10}}\), at {conns}: [\d.]+ "
-                         r"\(by round: [\d.]+, [\d.]+\)", output), output
+    beside = {row["peer"]: row for row in BESIDE_OURS_ROW.finditer(output)}
+    assert set(beside) == {"naive", "seed", before}, output
+    for row in beside.values():
+        assert len(row["by_round"].split(", ")) == 2, (row.group(0), output)
+
+
+class AnswersWithoutBooking(BaseHTTPRequestHandler):
+    """A peer gone wrong: 200 to every confirm, or 500 when `status` says so, and nothing written."""
+
+    status = 200
+
+    def do_POST(self):
+        self.rfile.read(int(self.headers["Content-Length"]))
+        self.send_response(self.status)
+        self.send_header("Content-Type", "application/json")
+        self.end_headers()
+        self.wfile.write(b"{}")
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.mark.parametrize("status", [200, 500])
+def test_the_peers_benchmark_stops_at_a_server_that_answers_a_valid_confirm_wrongly(status, monkeypatch, tmp_path):
+    server = postgres_server_url()
+    if server is None:
+        skip_or_fail("the peers' check needs TEST_DATABASE_URL=postgresql+psycopg://... (.ci/run sets it)")
+    monkeypatch.setenv("BENCH_DATABASE_SERVER", server)
+    database = Database(False, tmp_path, name=f"bench_check_{os.getpid()}")
+    stub = ThreadingHTTPServer(("127.0.0.1", 0), type("Stub", (AnswersWithoutBooking,), {"status": status}))
+    threading.Thread(target=stub.serve_forever, daemon=True).start()
+    try:
+        database.migrate()
+        broken = Contender("broken", database, SimpleNamespace(base=f"http://127.0.0.1:{stub.server_port}"))
+        with pytest.raises(SystemExit, match=rf"broken answered a valid confirm wrongly: {status} .*"
+                                             r"\('PENDING', 'ACTIVE', 0\), expected \('SUCCESS', 'CONVERTED', 1\)"):
+            check_confirm(broken, tmp_path / "check")
+    finally:
+        stub.shutdown()
+        database.drop()
 
 
 def test_sweep_benchmark_smoke():
