@@ -21,7 +21,9 @@ from bench.checkout import export, resolve
 from bench.seed import confirms_needed, seed
 from bench.stack import ROOT, SECRET, Database, Server, cpu_check_ms, run_wrk
 
-SCENARIOS = [("baseline", 200), ("confirm", 200)]  # name, expected status
+# name, expected status. `authenticated` is the baseline behind the checkout's bearer check: the difference is
+# what authenticating a request costs.
+SCENARIOS = [("baseline", 200), ("authenticated", 200), ("confirm", 200)]
 
 
 @dataclass
@@ -58,7 +60,7 @@ def measure_round(contender: Contender, levels: list[int], args, out_dir: Path) 
     results = {}
     for name, expected in SCENARIOS:
         for c in levels:
-            request_file = seeded.files["baseline" if name == "baseline" else f"confirm_c{c}"]
+            request_file = seeded.files[f"confirm_c{c}" if name == "confirm" else name]
             result = run_wrk(contender.server.base, request_file, c, args.seconds, expected, seeded.token)
             if result["wrapped"] and name == "confirm":
                 print(f"warning: {contender.label}: confirm at {c} connections ran out of seeded payments; "
@@ -97,6 +99,11 @@ def confirm_share(contender: Contender, c: int) -> float:
     return median_of(contender, "confirm", c, "rps") / median_of(contender, "baseline", c, "rps")
 
 
+def bearer_check_ms(contender: Contender, c: int) -> float:
+    """What the bearer check adds to a request: the authenticated route's median latency less the baseline's."""
+    return (median_of(contender, "authenticated", c, "p50_us") - median_of(contender, "baseline", c, "p50_us")) / 1000
+
+
 def connections(c: int) -> str:
     return f"{c} connection{'' if c == 1 else 's'}"
 
@@ -127,6 +134,9 @@ def print_report(args, levels: list[int], contenders: list[Contender], cpu_ms: f
     for c in levels:
         shares = ", ".join(f"{contender.label} {confirm_share(contender, c):.1%}" for contender in contenders)
         print(f"confirm/baseline at {connections(c)}: {shares}")
+    for c in levels:
+        costs = ", ".join(f"{contender.label} {bearer_check_ms(contender, c):.3f} ms" for contender in contenders)
+        print(f"bearer check per request (authenticated p50 - baseline p50) at {connections(c)}: {costs}")
     for c in levels:
         ratio = median_of(new, "confirm", c, "rps") / median_of(old, "confirm", c, "rps")
         by_round = ", ".join(f"{n[('confirm', c)]['rps'] / o[('confirm', c)]['rps']:.2f}"

@@ -53,8 +53,9 @@ class OneOf:
 
 
 TEXT = "text/plain"
+NO_BODY = None  # an answer with no body at all (a 204)
 
-Shape = type[BaseModel] | Many | OneOf | str
+Shape = type[BaseModel] | Many | OneOf | str | None
 
 
 @dataclass(frozen=True)
@@ -148,6 +149,8 @@ OPERATIONS: tuple[Operation, ...] = (
               (400, 409, 413, 503), body.Registration, auth=False),
     Operation("post", "/api/auth/token", accounts_api.token, "auth", 200, out.Token, (400, 401, 413, 429, 503),
               body.Credentials, auth=False),
+    Operation("post", "/api/auth/logout", accounts_api.logout, "auth", 204, NO_BODY, (400, 401, 413, 503),
+              body.Empty, body_required=False),
     Operation("get", "/api/services/", services_api.list_services, "catalogue", 200, Many(out.ServiceOut), (503,),
               auth=False),
     Operation("post", "/api/services/", services_api.create_service, "catalogue", 201, out.ServiceOut,
@@ -227,6 +230,10 @@ _ERRORS = {
     503: (out.ErrorBody, "The database cannot be reached; retry shortly.", ("Retry-After",)),
 }
 
+# What a 401 says on an endpoint that needs a token: its reason may be `token_expired`.
+_BEARER_401 = (out.BearerRefused, "No bearer token, or one that is unknown or logged out; or one past its "
+               "`expires_at` (`reason: token_expired`).", ("WWW-Authenticate",))
+
 _HEADERS = {
     "X-Request-ID": {"description": "The caller's X-Request-ID if well formed (1-128 of A-Z a-z 0-9 - _), "
                                     "else a new one; it is in every log line of the request.",
@@ -237,6 +244,8 @@ _HEADERS = {
 
 
 def _models(shape: Shape) -> list[type[BaseModel]]:
+    if shape is NO_BODY:
+        return []
     if isinstance(shape, Many):
         return [shape.model]
     if isinstance(shape, OneOf):
@@ -259,8 +268,12 @@ def _content(shape: Shape, refs: dict) -> dict:
 
 
 def _answer(shape: Shape, description: str, headers: tuple[str, ...], refs: dict) -> dict:
-    return {"description": description, "content": _content(shape, refs),
+    return {"description": description, **({} if shape is NO_BODY else {"content": _content(shape, refs)}),
             "headers": {name: {"$ref": f"#/components/headers/{name}"} for name in ("X-Request-ID", *headers)}}
+
+
+def _error(op: Operation, status: int) -> tuple:
+    return _BEARER_401 if status == 401 and op.auth else _ERRORS[status]
 
 
 def _operation(op: Operation, refs: dict, by_route: dict) -> dict:
@@ -271,7 +284,7 @@ def _operation(op: Operation, refs: dict, by_route: dict) -> dict:
         responses[str(op.ok)]["links"] = links
     # Whatever reads a body refuses one that is not JSON; the view need not say so.
     for status in (*op.errors, 415) if op.body is not None else op.errors:
-        shape, description, headers = _ERRORS[status]
+        shape, description, headers = _error(op, status)
         responses[str(status)] = _answer(shape, description, headers, refs)
     for status, (shape, description, headers) in op.extra.items():
         responses[str(status)] = _answer(shape, description, headers, refs)
@@ -309,7 +322,7 @@ def build_document(gateway: str = "offline") -> dict:
     for op in operations:
         wanted |= {(m, "serialization") for m in _models(op.answer)}
         wanted |= {(m, "serialization") for shape, _, _ in op.extra.values() for m in _models(shape)}
-    wanted |= {(m, "serialization") for shape, _, _ in _ERRORS.values() for m in _models(shape)}
+    wanted |= {(m, "serialization") for shape, _, _ in (*_ERRORS.values(), _BEARER_401) for m in _models(shape)}
     refs, defs = models_json_schema(sorted(wanted, key=lambda pair: (pair[0].__name__, pair[1])),
                                     ref_template=REF)
     by_route = {(op.method, op.path): op for op in operations}

@@ -24,8 +24,9 @@ pytestmark = pytest.mark.e2e
 ROOT = Path(__file__).resolve().parents[2]
 TIMEOUT_SECONDS = 300
 ROW = re.compile(r"^\| (?P<name>[a-z_ ()0-9]+) \| (?P<conns>\d+) \| (?P<rps>\d+) \|.* \| (?P<errors>\d+) \|$", re.M)
-SIDE_BY_SIDE_ROW = re.compile(r"^\| (?P<checkout>[^|]+) \| (?P<name>baseline|confirm) \| (?P<conns>\d+) \| "
-                              r"(?P<rps>\d+) \|.* \| (?P<errors>\d+) \| (?P<by_round>[\d, ]+) \|$", re.M)
+SIDE_BY_SIDE_ROW = re.compile(r"^\| (?P<checkout>[^|]+) \| (?P<name>baseline|authenticated|confirm) \| "
+                              r"(?P<conns>\d+) \| (?P<rps>\d+) \|.* \| (?P<errors>\d+) \| (?P<by_round>[\d, ]+) \|$",
+                              re.M)
 
 
 def postgres_server_url() -> str | None:
@@ -52,7 +53,8 @@ def run(module: str, *args: str, server: str | None = None) -> str:
 
 def assert_every_endpoint_answered(output: str) -> None:
     rows = {m["name"]: m for m in ROW.finditer(output)}
-    assert set(rows) == {"baseline", "confirm", "create payment", "deletion_status", "delete (409)"}, output
+    assert set(rows) == {"baseline", "authenticated", "confirm", "create payment", "deletion_status",
+                         "delete (409)"}, output
     for name, row in rows.items():
         assert int(row["rps"]) > 0 and row["errors"] == "0", (name, output)
 
@@ -63,6 +65,8 @@ def test_make_bench_smoke_on_sqlite():
     assert output.lstrip().startswith("SQLite, gunicorn 2 sync workers")
     assert_every_endpoint_answered(output)
     assert "confirm/baseline at 2 connections:" in output
+    assert re.search(r"bearer check per request \(authenticated p50 - baseline p50\) at 2 connections: -?[\d.]+ ms",
+                     output), output
     assert re.search(r"peak RSS per worker: \d+ MB", output), output
 
 
@@ -86,7 +90,8 @@ def test_make_bench_smoke_against_a_commit_measures_both_checkouts_in_alternatin
     checkouts = {row["checkout"] for row in rows}
     assert len(checkouts) == 2 and "working tree" in checkouts, output
     assert sorted((row["checkout"], row["name"], row["conns"]) for row in rows) == sorted(
-        (checkout, name, conns) for checkout in checkouts for name in ("baseline", "confirm") for conns in ("1", "8"))
+        (checkout, name, conns) for checkout in checkouts for name in ("baseline", "authenticated", "confirm")
+        for conns in ("1", "8"))
     for row in rows:
         assert int(row["rps"]) > 0 and row["errors"] == "0", (row.group(0), output)
         assert len(row["by_round"].split(", ")) == 2, (row.group(0), output)
