@@ -23,6 +23,7 @@ from bench.stack import SECRET, Database, Server, cpu_check_ms, need, run_wrk, s
 
 SCENARIOS = [  # name, request file, expected status
     ("baseline", "baseline", 200),
+    ("authenticated", "authenticated", 200),  # the baseline behind the bearer check
     ("confirm", "confirm", 200),
     ("create payment", "create", 201),
     ("deletion_status", "deletion_status", 200),
@@ -116,6 +117,10 @@ def print_report(args, rows, rss, cpu_ms: float) -> None:
         confirm, baseline = by.get(("confirm", c)), by.get(("baseline", c))
         if confirm and baseline:
             print(f"confirm/baseline at {c} connections: {confirm['rps'] / baseline['rps']:.1%}")
+        authenticated = by.get(("authenticated", c))
+        if authenticated and baseline:
+            print(f"bearer check per request (authenticated p50 - baseline p50) at {c} connections: "
+                  f"{(authenticated['p50_us'] - baseline['p50_us']) / 1000:.3f} ms")
     if rss:
         print(f"peak RSS per worker: {', '.join(f'{mb:.0f} MB' for mb in rss)}")
 

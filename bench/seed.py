@@ -84,8 +84,10 @@ def seed(url: str, out_dir: Path, *, gateway_secret: str, confirm_slices: dict[s
     with engine.begin() as conn:
         conn.execute(insert(table["users"]), [dict(id=user_id, email=f"bench-{user_id}@example.com",
                                                    password_hash="!", is_admin=False, created_at=now)])
-        conn.execute(insert(table["api_tokens"]), [dict(token_hash=hashlib.sha256(token.encode()).hexdigest(),
-                                                        user_id=user_id, created_at=now)])
+        token_row = dict(token_hash=hashlib.sha256(token.encode()).hexdigest(), user_id=user_id, created_at=now)
+        if "expires_at" in table["api_tokens"].c:  # a checkout from before tokens expired has no such column
+            token_row["expires_at"] = now + timedelta(days=1)
+        conn.execute(insert(table["api_tokens"]), [token_row])
         conn.execute(insert(table["services"]), [dict(id=service_id, name="Bench", price=PRICE, duration_minutes=60,
                                                       created_at=now)])
         counts = {}
@@ -113,6 +115,7 @@ def seed(url: str, out_dir: Path, *, gateway_secret: str, confirm_slices: dict[s
                                           (f"GET\t/api/cart/carts/{c['id']}/deletion_status/" for c in blocked))
         files["delete"] = _write(out_dir / "delete.tsv", (f"DELETE\t/api/cart/carts/{c['id']}/" for c in blocked))
         files["baseline"] = _write(out_dir / "baseline.tsv", ["GET\t/bench/baseline"])
+        files["authenticated"] = _write(out_dir / "authenticated.tsv", ["GET\t/bench/authenticated"])
         if stale_payments:
             carts = cart_rows(stale_payments)
             put(conn, table["carts"], carts)

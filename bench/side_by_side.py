@@ -99,7 +99,7 @@ def measure_round(contender: Contender, levels: list[int], args, out_dir: Path) 
     results = {}
     for name, expected in SCENARIOS:
         for c in levels:
-            request_file = seeded.files["baseline" if name == "baseline" else f"confirm_c{c}"]
+            request_file = seeded.files[f"confirm_c{c}" if name == "confirm" else name]
             result = run_wrk(contender.server.base, request_file, c, args.seconds, expected, seeded.token)
             if result["wrapped"] and name == "confirm":
                 print(f"warning: {contender.label}: confirm at {c} connections ran out of seeded payments; "

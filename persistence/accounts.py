@@ -2,7 +2,6 @@
 
 import hashlib
 import secrets
-import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -10,10 +9,12 @@ from sqlalchemy import bindparam, select
 from sqlalchemy.exc import IntegrityError
 from werkzeug.security import check_password_hash, generate_password_hash
 
+from machines import token_lifetime
 from machines.ids import new_uuid
+from machines.token_lifetime import TokenState
 from persistence import login_throttle
 from persistence.db import db
-from persistence.errors import BadCredentials, Conflict
+from persistence.errors import BadCredentials, Conflict, ExpiredToken, InvalidToken
 from persistence.models import ApiToken, User
 from persistence.uow import UnitOfWork, unit_of_work
 
@@ -57,21 +58,30 @@ def create_user(email: str, password: str, *, now: datetime, is_admin: bool = Fa
     return user
 
 
-def _issue_token(uow: UnitOfWork, user_id: str, *, now: datetime) -> str:
-    """Add a new bearer token for the user and return it; only its hash is kept."""
-    token = secrets.token_urlsafe(32)
-    uow.session.add(ApiToken(token_hash=_token_digest(token), user_id=user_id, created_at=now))
-    return token
+@dataclass(frozen=True)
+class IssuedToken:
+    """A new bearer token, as its owner gets it once: the token itself is never stored."""
+
+    token: str
+    expires_at: datetime
 
 
-def register(email: str, password: str, *, now: datetime,
-             hash_method: str = DEFAULT_HASH_METHOD) -> tuple[User, str]:
+def _issue_token(uow: UnitOfWork, user_id: str, *, now: datetime, ttl_minutes: float) -> IssuedToken:
+    """Add a new bearer token for the user, good for `ttl_minutes`; only its hash is kept."""
+    issued = IssuedToken(secrets.token_urlsafe(32), token_lifetime.expires_at(now, ttl_minutes))
+    uow.session.add(ApiToken(token_hash=_token_digest(issued.token), user_id=user_id, created_at=now,
+                             expires_at=issued.expires_at))
+    return issued
+
+
+def register(email: str, password: str, *, now: datetime, ttl_minutes: float,
+             hash_method: str = DEFAULT_HASH_METHOD) -> tuple[User, IssuedToken]:
     user = _new_user(email, password, now=now, is_admin=False, hash_method=hash_method)
     with unit_of_work() as uow:
         _add_user(uow, user)
-        token = _issue_token(uow, user.id, now=now)
+        issued = _issue_token(uow, user.id, now=now, ttl_minutes=ttl_minutes)
         uow.commit()
-    return user, token
+    return user, issued
 
 
 @dataclass(frozen=True)
@@ -81,7 +91,8 @@ class LoginLimits:
     window: timedelta = timedelta(minutes=15)
 
 
-def log_in(email: str, password: str, *, address: str, now: datetime, limits: LoginLimits) -> str:
+def log_in(email: str, password: str, *, address: str, now: datetime, limits: LoginLimits,
+           ttl_minutes: float) -> IssuedToken:
     """A new token for good credentials; failures are counted per email and per address."""
     email_key, address_key = f"email:{normalise_email(email)}", f"addr:{address}"
     login_throttle.check([login_throttle.Limit(email_key, limits.per_email),
@@ -94,43 +105,59 @@ def log_in(email: str, password: str, *, address: str, now: datetime, limits: Lo
             uow.commit()
             raise BadCredentials()
         login_throttle.forget(uow, email_key)
-        token = _issue_token(uow, user.id, now=now)
+        issued = _issue_token(uow, user.id, now=now, ttl_minutes=ttl_minutes)
         uow.commit()
-    return token
+    return issued
 
 
 @dataclass(frozen=True)
 class Caller:
-    """Who a bearer token speaks for: all a request needs of its user."""
+    """Who a bearer token speaks for: all a request needs of its user, and which token it came with."""
 
     id: str
     is_admin: bool
+    token_hash: str  # a logout revokes this token, and only this one
 
 
-# Asked on every authenticated request: built once (SQLAlchemy then keeps its compiled
-# form), and plain columns rather than a User object to load.
-_CALLER_BY_TOKEN = (select(User.id, User.is_admin).join(ApiToken, ApiToken.user_id == User.id)
-                    .where(ApiToken.token_hash == bindparam("p_token_hash")))
+# Asked on every authenticated request, of the database every time: a logout on any process holds
+# on the next request everywhere, with no memory in a worker to invalidate (README, Decisions: it
+# costs one primary-key read per request). Built once, so SQLAlchemy keeps its compiled form, and
+# plain columns rather than objects to load.
+_TOKEN_AND_CALLER = (select(User.id, User.is_admin, ApiToken.expires_at, ApiToken.revoked_at)
+                     .join(ApiToken, ApiToken.user_id == User.id)
+                     .where(ApiToken.token_hash == bindparam("p_token_hash")))
 
 
-# Whom a token speaks for never changes: tokens are never reassigned or revoked and `is_admin`
-# is set once, at creation (README, Decisions). So each worker remembers the callers it has
-# seen, which takes a round trip off every authenticated request. The age cap bounds how long
-# a revocation, should one ever be added, could go unnoticed; the size cap bounds the memory.
-CALLER_MEMORY_SECONDS = 60.0
-CALLER_MEMORY_SIZE = 10_000
-_known_callers: dict[str, tuple[float, Caller]] = {}
+def _refuse_unless_active(expires_at: datetime, revoked_at: datetime | None, now: datetime) -> None:
+    match token_lifetime.state(expires_at, revoked_at, now):
+        case TokenState.REVOKED:
+            raise InvalidToken()
+        case TokenState.EXPIRED:
+            raise ExpiredToken(expires_at)
 
 
-def user_for_token(token: str) -> Caller | None:
+def caller_for_token(token: str, *, now: datetime) -> Caller:
+    """Whom a bearer token speaks for at `now`; InvalidToken if unknown or logged out, ExpiredToken if expired."""
     digest = _token_digest(token)
-    known = _known_callers.get(digest)
-    if known is not None and time.monotonic() - known[0] < CALLER_MEMORY_SECONDS:
-        return known[1]
-    row = db.session.execute(_CALLER_BY_TOKEN, {"p_token_hash": digest}).first()
+    row = db.session.execute(_TOKEN_AND_CALLER, {"p_token_hash": digest}).first()
     if row is None:
-        return None  # an unknown token is asked again every time: nothing to remember
-    if len(_known_callers) >= CALLER_MEMORY_SIZE:
-        _known_callers.clear()
-    caller = _known_callers[digest] = (time.monotonic(), Caller(row.id, row.is_admin))
-    return caller[1]
+        raise InvalidToken()
+    _refuse_unless_active(row.expires_at, row.revoked_at, now)
+    return Caller(row.id, row.is_admin, digest)
+
+
+def log_out(caller: Caller, *, now: datetime) -> None:
+    """Revoke the caller's token, and only that one: recorded in `revoked_at`, the row kept.
+
+    The token is read again under its row lock (SQLite: the write lock), so of two logouts with one
+    token, or a logout racing the token's expiry, one revokes it and the other is refused as if it
+    came a moment later.
+    """
+    with unit_of_work() as uow:
+        token = uow.session.scalar(select(ApiToken).where(ApiToken.token_hash == caller.token_hash)
+                                   .with_for_update().execution_options(populate_existing=True))
+        if token is None:
+            raise InvalidToken()
+        _refuse_unless_active(token.expires_at, token.revoked_at, now)
+        token.revoked_at = now
+        uow.commit()

@@ -1,5 +1,7 @@
 """Domain errors the service functions raise; the web layer maps each to a status."""
 
+from datetime import datetime
+
 
 class NotFound(Exception):
     """No such resource for this caller (another user's resource is not found either)."""
@@ -41,3 +43,15 @@ class InvalidSignature(Exception):
 
 class BadCredentials(Exception):
     """Unknown email or wrong password (401)."""
+
+
+class InvalidToken(Exception):
+    """A bearer token that is unknown or was logged out (401)."""
+
+
+class ExpiredToken(Exception):
+    """A bearer token past its `expires_at` (401 `token_expired`)."""
+
+    def __init__(self, expires_at: datetime):
+        super().__init__(f"expired at {expires_at.isoformat()}")
+        self.expires_at = expires_at

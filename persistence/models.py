@@ -51,13 +51,19 @@ class User(db.Model):
 
 
 class ApiToken(db.Model):
-    """A bearer token; only its SHA-256 is stored."""
+    """A bearer token; only its SHA-256 is stored.
+
+    It works until `expires_at` (machines/token_lifetime.py); a logout sets `revoked_at` and
+    keeps the row, like every other row here.
+    """
 
     __tablename__ = "api_tokens"
 
     token_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
     user_id: Mapped[str] = mapped_column(ForeignKey("users.id"), index=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
 class Service(db.Model):

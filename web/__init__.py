@@ -43,6 +43,7 @@ def create_app(config: Mapping | None = None) -> Flask:
                    bookings_api, refunds_api):
         app.register_blueprint(module.bp)
     app.register_blueprint(services_api.admin_bp)
+    app.register_blueprint(accounts_api.session_bp)
     app.register_blueprint(openapi.bp)
     app.register_blueprint(docs_page.bp)
     ops_api.register(app)

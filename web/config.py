@@ -16,9 +16,10 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationErr
 
 DEV_GATEWAY_SECRET = "dev-gateway-secret"
 DEV_WEBHOOK_SECRET = "dev-webhook-secret"
-# The longest span in minutes (about 100 years) for PAYMENT_TIMEOUT_MINUTES, LOGIN_FAILURE_WINDOW_MINUTES
-# and the cleanup command's --minutes: far past it "now - minutes" or "created_at + timeout" leaves the
-# range of a datetime, and every request that computes one would be a 500. No payment is that old anyway.
+# The longest span in minutes (about 100 years) for PAYMENT_TIMEOUT_MINUTES, LOGIN_FAILURE_WINDOW_MINUTES,
+# TOKEN_TTL_MINUTES and the cleanup command's --minutes: far past it "now - minutes", "created_at + timeout" or
+# "issued_at + ttl" leaves the range of a datetime, and every request that computes one would be a 500. No
+# payment is that old anyway.
 MAX_MINUTES = 52_560_000
 # The same span for SWEEP_INTERVAL_SECONDS: APScheduler's first run time, "now + interval", overflows far past it.
 MAX_SECONDS = MAX_MINUTES * 60
@@ -102,6 +103,9 @@ class Settings(BaseModel):
     LOGIN_MAX_FAILURES_PER_EMAIL: Count = 5
     LOGIN_MAX_FAILURES_PER_ADDRESS: Count = 50
     LOGIN_FAILURE_WINDOW_MINUTES: Minutes = 15
+    # A day: a customer signs in once for a day of booking and paying, and a token that leaks (a log, a
+    # shared machine) is good for a day at most; `POST /api/auth/logout` ends one at once.
+    TOKEN_TTL_MINUTES: Minutes = 1440
     CLOCK: Callable[[], datetime] = Field(utc_now, description="a callable returning an aware UTC datetime")
     # Tests pass a cheap method through the factory.
     PASSWORD_HASH_METHOD: str = "scrypt"

@@ -8,10 +8,14 @@ from werkzeug.exceptions import HTTPException
 from werkzeug.http import HTTP_STATUS_CODES
 
 from machines import InvalidTransition
-from persistence.errors import BadCredentials, Conflict, InvalidFields, InvalidSignature, NotFound
+from persistence.errors import (BadCredentials, Conflict, ExpiredToken, InvalidFields, InvalidSignature,
+                                InvalidToken, NotFound)
 from persistence.writer import TransitionConflict
+from web.responses import iso
 
 log = structlog.get_logger()
+
+UNAUTHORIZED = {"WWW-Authenticate": "Bearer"}
 
 
 class ApiError(Exception):
@@ -76,8 +80,17 @@ def register(app: Flask) -> None:
 
     @app.errorhandler(BadCredentials)
     def bad_credentials(exc):
-        return error_response(401, "Unauthorized", "Wrong email or password.",
-                              {"WWW-Authenticate": "Bearer"})
+        return error_response(401, "Unauthorized", "Wrong email or password.", UNAUTHORIZED)
+
+    @app.errorhandler(InvalidToken)
+    def invalid_token(exc):
+        # Unknown and logged out are said alike: neither tells the caller more than "not valid".
+        return error_response(401, "Unauthorized", "The bearer token is not valid.", UNAUTHORIZED)
+
+    @app.errorhandler(ExpiredToken)
+    def expired_token(exc: ExpiredToken):
+        return error_response(401, "Unauthorized", f"The bearer token expired at {iso(exc.expires_at)}; get a new "
+                              "one from POST /api/auth/token.", UNAUTHORIZED, reason="token_expired")
 
     def refused(exc: Conflict | InvalidTransition | TransitionConflict, headers: dict | None = None):
         body = conflict_body(exc)

@@ -60,8 +60,9 @@ class OneOf:
 
 TEXT = "text/plain"
 HTML = "text/html"
+NO_BODY = None  # an answer with no body at all (a 204)
 
-Shape = type[BaseModel] | Many | OneOf | str
+Shape = type[BaseModel] | Many | OneOf | str | None
 
 
 # What each 409 `reason` means; an operation's 409 lists those it can give (docs/API.md, "Reasons", says the same).
@@ -193,6 +194,10 @@ OPERATIONS: tuple[Operation, ...] = (
               description="Each login gives a new token. Failed logins are counted per email and per client "
                           "address; past either limit the answer is 429 with `Retry-After`, even for the right "
                           "password, until the window moves on; a successful login clears its email's count."),
+    Operation("post", "/api/auth/logout", accounts_api.logout, "auth", 204, NO_BODY, (400, 401, 413, 503),
+              body.Empty, body_required=False,
+              description="Revokes the token it is sent with, at once on every process; the user's other tokens "
+                          "keep working. An expired or revoked token is a 401; the answer has no body."),
     Operation("get", "/api/services/", services_api.list_services, "catalogue", 200, Many(out.ServiceOut), (503,),
               auth=False, description="Every service, by name: what a cart's items are made of."),
     Operation("post", "/api/services/", services_api.create_service, "catalogue", 201, out.ServiceOut,
@@ -341,6 +346,10 @@ _ERRORS = {
     503: (out.ErrorBody, "The database cannot be reached; retry shortly.", ("Retry-After",)),
 }
 
+# What a 401 says on an endpoint that needs a token: its reason may be `token_expired`.
+_BEARER_401 = (out.BearerRefused, "No bearer token, or one that is unknown or logged out; or one past its "
+               "`expires_at` (`reason: token_expired`).", ("WWW-Authenticate",))
+
 _HEADERS = {
     "X-Request-ID": {"description": "The caller's X-Request-ID if well formed (1-128 of A-Z a-z 0-9 - _), "
                                     "else a new one; it is in every log line of the request.",
@@ -375,6 +384,8 @@ def _conflict_model_named(view_name: str, reasons: tuple[str, ...]) -> type[Base
 
 
 def _models(shape: Shape) -> list[type[BaseModel]]:
+    if shape is NO_BODY:
+        return []
     if isinstance(shape, Many):
         return [shape.model]
     if isinstance(shape, OneOf):
@@ -407,8 +418,13 @@ def _content(shape: Shape, refs: dict, example=None) -> dict:
 
 
 def _answer(shape: Shape, description: str, headers: tuple[str, ...], refs: dict, example=None) -> dict:
-    return {"description": description, "content": _content(shape, refs, example),
+    return {"description": description,
+            **({} if shape is NO_BODY else {"content": _content(shape, refs, example)}),
             "headers": {name: {"$ref": f"#/components/headers/{name}"} for name in ("X-Request-ID", *headers)}}
+
+
+def _error(op: Operation, status: int) -> tuple:
+    return _BEARER_401 if status == 401 and op.auth else _ERRORS[status]
 
 
 def _success_example(op: Operation):
@@ -439,7 +455,7 @@ def _operation(op: Operation, refs: dict, by_route: dict) -> dict:
         responses[str(op.ok)]["links"] = links
     # Whatever reads a body refuses one that is not JSON; the view need not say so.
     for status in (*op.errors, 415) if op.body is not None else op.errors:
-        shape, description, headers = _ERRORS[status]
+        shape, description, headers = _error(op, status)
         responses[str(status)] = _answer(shape, description, headers, refs, examples.ERRORS.get(status))
     if op.conflicts is not None:
         responses["409"] = _conflict_answer(op, refs)
@@ -484,7 +500,7 @@ def build_document(gateway: str = "offline") -> dict:
         wanted |= {(m, "serialization") for shape, _, _ in op.extra.values() for m in _models(shape)}
         if op.conflicts is not None:
             wanted |= {(m, "serialization") for m in (*op.conflicts.also, _conflict_model(op))}
-    wanted |= {(m, "serialization") for shape, _, _ in _ERRORS.values() for m in _models(shape)}
+    wanted |= {(m, "serialization") for shape, _, _ in (*_ERRORS.values(), _BEARER_401) for m in _models(shape)}
     refs, defs = models_json_schema(sorted(wanted, key=lambda pair: (pair[0].__name__, pair[1])),
                                     ref_template=REF)
     by_route = {(op.method, op.path): op for op in operations}

@@ -89,7 +89,8 @@ class ErrorBody(BaseModel):
 
     error: str = Field(description="Short text, such as \"Not found\".")
     detail: str = Field(description="One sentence saying what went wrong.")
-    reason: str | SkipJsonSchema[None] = Field(None, description="A code, on every 409 and on some 400s.")
+    reason: str | SkipJsonSchema[None] = Field(None, description="A code, on every 409 and 429, on some 400s and "
+                                                                 "on the 401 of an expired token.")
     fields: dict[str, str] | SkipJsonSchema[None] = Field(
         None, description="Each invalid request field (or header, or `body`) and what is wrong with it.")
 
@@ -100,6 +101,13 @@ ConflictReason = Literal["cart_not_active", "cart_locked_by_payment", "cart_empt
                          "payment_not_pending", "payment_not_open", "idempotency_key_reused",
                          "idempotency_key_in_progress", "email_taken", "cart_converted", "state_conflict",
                          "amount_too_large", "refund_not_failed"]
+
+
+class BearerRefused(ErrorBody):
+    """A 401 of an endpoint that needs a token: none sent, or one unknown or logged out, or one past its expiry."""
+
+    reason: Literal["token_expired"] | SkipJsonSchema[None] = Field(
+        None, description="`token_expired` when the token is past its `expires_at` (log in again); absent otherwise.")
 
 
 class ConflictBody(ErrorBody):
@@ -128,10 +136,12 @@ class Registered(Response):
     user_id: Uuid
     email: str
     token: str
+    expires_at: Timestamp = Field(description="When the token stops working: TOKEN_TTL_MINUTES after it was issued.")
 
 
 class Token(Response):
     token: str
+    expires_at: Timestamp = Field(description="When the token stops working: TOKEN_TTL_MINUTES after it was issued.")
 
 
 class ServiceOut(Response):

@@ -61,7 +61,8 @@ def run(module: str, *args: str, server: str | None = None) -> str:
 
 def assert_every_endpoint_answered(output: str) -> None:
     rows = {m["name"]: m for m in ROW.finditer(output)}
-    assert set(rows) == {"baseline", "confirm", "create payment", "deletion_status", "delete (409)"}, output
+    assert set(rows) == {"baseline", "authenticated", "confirm", "create payment", "deletion_status",
+                         "delete (409)"}, output
     for name, row in rows.items():
         assert int(row["rps"]) > 0 and row["errors"] == "0", (name, output)
 
@@ -72,6 +73,8 @@ def test_make_bench_smoke_on_sqlite():
     assert output.lstrip().startswith("SQLite, gunicorn 2 sync workers")
     assert_every_endpoint_answered(output)
     assert "confirm/baseline at 2 connections:" in output
+    assert re.search(r"bearer check per request \(authenticated p50 - baseline p50\) at 2 connections: -?[\d.]+ ms",
+                     output), output
     assert re.search(r"peak RSS per worker: \d+ MB", output), output
 
 

@@ -112,21 +112,30 @@ class GunicornServer:
         children = Path(f"/proc/{self.proc.pid}/task/{self.proc.pid}/children")
         return [int(pid) for pid in children.read_text().split()] if children.exists() else []
 
-    def database_client_ports(self, pid: int, database_port: int) -> set[int]:
-        """Local ports of `pid`'s TCP connections to the database (to match against pg_stat_activity)."""
+    @staticmethod
+    def tcp_connections(pid: int) -> set[tuple[int, int]]:
+        """(local port, remote port) of each of `pid`'s TCP sockets, read from /proc."""
         try:
             inodes = {os.readlink(f"/proc/{pid}/fd/{fd}")[8:-1] for fd in os.listdir(f"/proc/{pid}/fd")
                       if os.readlink(f"/proc/{pid}/fd/{fd}").startswith("socket:[")}
         except OSError:  # it just exited
             return set()
-        ports = set()
+        connections = set()
         for table in ("/proc/net/tcp", "/proc/net/tcp6"):
             for line in Path(table).read_text().splitlines()[1:]:
                 fields = line.split()
                 local, remote, inode = fields[1], fields[2], fields[9]
-                if inode in inodes and int(remote.rsplit(":", 1)[1], 16) == database_port:
-                    ports.add(int(local.rsplit(":", 1)[1], 16))
-        return ports
+                if inode in inodes:
+                    connections.add((int(local.rsplit(":", 1)[1], 16), int(remote.rsplit(":", 1)[1], 16)))
+        return connections
+
+    def database_client_ports(self, pid: int, database_port: int) -> set[int]:
+        """Local ports of `pid`'s TCP connections to the database (to match against pg_stat_activity)."""
+        return {local for local, remote in self.tcp_connections(pid) if remote == database_port}
+
+    def client_ports(self, pid: int) -> set[int]:
+        """The ports of the clients whose connections worker `pid` has accepted and still holds."""
+        return {remote for local, remote in self.tcp_connections(pid) if local == self.port and remote != 0}
 
     def wait_for_workers(self, count: int, timeout: float = START_TIMEOUT_SECONDS) -> list[int]:
         deadline = time.monotonic() + timeout

@@ -7,7 +7,7 @@ How the page is read (keep to it when editing docs/API.md):
 - `## Endpoints`: one row per operation, `| METHOD | `/path` | auth | statuses, success first |`,
   auth being `none`, `signature` (no token, a signed request), `bearer` or `admin` (403 for others);
   and one `#### METHOD /path` heading per operation, where it is described;
-- `## Reasons`: `| status | `reason` | when |`, every reason a 409 or 429 answers with;
+- `## Reasons`: `| status | `reason` | when |`, every reason a 401 (of a bearer token), 409 or 429 answers with;
 - `## Deleting a cart: the timing rules`: `| `deletion reason` | ... |`;
 - `## The webhook`: `| `outcome` | meaning |`;
 - `## Configuration`: `| `VARIABLE` | `default` | meaning |`, every variable web.config.load reads.
@@ -105,17 +105,18 @@ def test_the_endpoint_table_gives_each_operation_its_documented_statuses_and_aut
         assert (auth == "admin") == ("403" in op["responses"]), (method, path, auth)
 
 
-def test_the_reasons_table_lists_every_409_and_429_reason_of_the_served_document_and_nothing_else(document):
+def test_the_reasons_table_lists_every_401_409_and_429_reason_of_the_served_document_and_nothing_else(document):
     listed: dict[str, set[str]] = {}
     for status, reason, _when in table("Reasons"):
         listed.setdefault(status, set()).add(reason)
     served: dict[str, set[str]] = {}
     for (method, path), op in operations(document).items():
-        for status in ("409", "429"):
+        # A 401 has a reason only where a bearer token is checked (an expired one); a wrong password has none.
+        for status in ("401", "409", "429") if op["security"] else ("409", "429"):
             if status in op["responses"]:
                 schema = answer_schema(document, method.lower(), path, status)
                 served.setdefault(status, set()).update(enumerated(document, schema, "reason"))
-    assert set(served) == {"409", "429"}
+    assert set(served) == {"401", "409", "429"}
     assert listed == served
 
 

@@ -12,11 +12,12 @@ from tests.builders import auth, register
 from tests.integration.support import assert_json_error, count, snapshot, statements_recorded
 
 
-def test_registering_returns_the_user_id_the_email_and_a_working_token(app, client):
+def test_registering_returns_the_user_id_the_email_and_a_working_token_with_its_expiry(app, client):
     response = client.post("/api/auth/register", json={"email": "asha@example.com", "password": "long-enough"})
 
     assert response.status_code == 201
-    assert set(response.json) == {"user_id", "email", "token"}
+    assert set(response.json) == {"user_id", "email", "token", "expires_at"}
+    assert response.json["expires_at"] == "2030-01-16T12:00:00.000Z"  # the FakeClock's start + 1440 minutes
     assert response.json["email"] == "asha@example.com"
     assert len(response.json["user_id"]) == 36
     carts = client.get("/api/cart/carts/", headers=auth(response.json["token"]))
@@ -90,7 +91,8 @@ def test_a_registered_user_gets_a_new_token_for_the_right_password(app, client):
     response = client.post("/api/auth/token", json={"email": "login@example.com", "password": "right-password"})
 
     assert response.status_code == 200
-    assert set(response.json) == {"token"}
+    assert set(response.json) == {"token", "expires_at"}
+    assert response.json["expires_at"] == "2030-01-16T12:00:00.000Z"
     assert response.json["token"] != user["token"]
     assert client.get("/api/cart/carts/", headers=auth(response.json["token"])).status_code == 200
     assert client.get("/api/cart/carts/", headers=user["headers"]).status_code == 200

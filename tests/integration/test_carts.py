@@ -6,7 +6,8 @@ import pytest
 
 from persistence.db import db
 from persistence.models import CartItem
-from tests.builders import confirm, future_date, make_cart, make_payment, make_service, register, start_payment
+from tests.builders import (confirm, future_date, log_in, make_cart, make_payment, make_service, register,
+                            start_payment)
 from tests.integration.support import (
     assert_json_error,
     delete_cart_directly,
@@ -166,6 +167,7 @@ def test_the_past_is_judged_by_the_injected_clock_not_the_real_one(app, client, 
     user = register(client)
     cart = _create(client, user, selected_date="2030-01-20", selected_time="10:00").json
     clock.set(datetime(2030, 2, 1, 0, 30, tzinfo=UTC))
+    user = log_in(client, user)  # two weeks later: the first token has expired
     before = snapshot(app)
 
     response = client.patch(f"/api/cart/carts/{cart['cart_id']}/", headers=user["headers"],

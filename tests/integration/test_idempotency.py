@@ -24,6 +24,15 @@ from web.gateway import OfflineGateway
 WAIT_SECONDS = 30
 
 
+@pytest.fixture
+def app_config() -> dict:
+    """Keys are kept 24 hours and these tests live through that day: the customer's token lives a week.
+
+    A token's own day is tests/integration/test_token_expiry_and_logout.py's business.
+    """
+    return {"TOKEN_TTL_MINUTES": 7 * 24 * 60}
+
+
 class GatewayThatFirstCalls(OfflineGateway):
     """The offline gateway that, while it creates an order, first calls `during(transaction_id)`."""
 

@@ -28,3 +28,12 @@ def test_with_the_longest_login_failure_window_a_wrong_password_is_still_a_401(m
     response = client.post("/api/auth/token", json={"email": user["email"], "password": "wrong-password"})
 
     assert_json_error(response, 401)
+
+
+def test_with_the_longest_token_lifetime_a_token_is_issued_and_works(make_app, app):
+    configured = make_app(TOKEN_TTL_MINUTES=MAX_MINUTES)
+    client = configured.test_client()
+    user = register(client)
+
+    assert user["expires_at"] == "2129-12-22T12:00:00.000Z"
+    assert client.get("/api/bookings/", headers=user["headers"]).status_code == 200

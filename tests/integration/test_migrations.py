@@ -1,12 +1,24 @@
 """The migrations build exactly the schema the models describe."""
 
+import hashlib
+import uuid
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from alembic.config import Config
-from sqlalchemy import inspect
+from sqlalchemy import Boolean, column, create_engine, insert, inspect, select, table, text
+from sqlalchemy.engine import make_url
+from flask_migrate import upgrade
+from sqlalchemy.pool import NullPool
 
 from persistence.db import MIGRATIONS_DIR, db
+from persistence.models import ApiToken
+from persistence.types import UTCDateTime
+from tests.clock import FakeClock
+from web import create_app
 
 
 def test_autogenerate_finds_no_difference_between_models_and_migrations(app):
@@ -110,3 +122,60 @@ def test_one_live_line_per_service_is_unique_among_live_items_only(app):
     assert (live["column_names"], bool(live["unique"])) == (["cart_id", "service_id"], True)
     assert "removed_at IS NULL" in definition
     assert unique_constraints == []  # the old all-rows constraint would refuse a service added again
+
+
+@contextmanager
+def scratch_database(database_url: str, tmp_path):
+    """An empty database of the suite's kind (SQLite or PostgreSQL), dropped afterwards."""
+    if database_url.startswith("sqlite"):
+        yield f"sqlite:///{tmp_path / 'scratch.db'}"
+        return
+    target = make_url(database_url)
+    name = f"{target.database}_scratch_{uuid.uuid4().hex[:8]}"
+    admin = create_engine(target.set(database="postgres"), isolation_level="AUTOCOMMIT", poolclass=NullPool)
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield target.set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+def test_tokens_issued_before_0007_expire_a_day_after_they_were_issued_and_none_is_revoked(database_url, tmp_path):
+    issued = [datetime(2030, 1, 14, 12, 0, 0, 123456, tzinfo=UTC), datetime(2030, 1, 15, 11, 0, tzinfo=UTC)]
+    users = table("users", column("id"), column("email"), column("password_hash"), column("is_admin", Boolean),
+                  column("created_at", UTCDateTime()))
+    tokens = table("api_tokens", column("token_hash"), column("user_id"), column("created_at", UTCDateTime()))
+    clock = FakeClock(datetime(2030, 1, 15, 12, 0, tzinfo=UTC))
+    with scratch_database(database_url, tmp_path) as url:
+        app = create_app({"DATABASE_URL": url, "SCHEDULER_ENABLED": False, "CLOCK": clock})
+        with app.app_context():
+            upgrade(directory=MIGRATIONS_DIR, revision="0006")
+            db.session.execute(insert(users).values(id=str(uuid.uuid4()), email="old@example.com", password_hash="!",
+                                                    is_admin=False, created_at=issued[0]))
+            user_id = db.session.scalar(select(users.c.id))
+            db.session.execute(insert(tokens), [
+                {"token_hash": hashlib.sha256(f"old-{n}".encode()).hexdigest(), "user_id": user_id, "created_at": at}
+                for n, at in enumerate(issued)])
+            db.session.commit()
+
+            upgrade(directory=MIGRATIONS_DIR)
+
+            rows = db.session.execute(select(ApiToken.created_at, ApiToken.expires_at, ApiToken.revoked_at)
+                                      .order_by(ApiToken.created_at)).all()
+            client = app.test_client()
+            older, newer = ({"Authorization": f"Bearer old-{n}"} for n in range(2))
+            answers = [client.get("/api/bookings/", headers=older).status_code,
+                       client.get("/api/bookings/", headers=newer).status_code]
+            clock.set(rows[0].expires_at)
+            at_expiry = client.get("/api/bookings/", headers=older)
+            answers.append((at_expiry.status_code, at_expiry.json.get("reason")))
+            db.session.remove()
+            db.engine.dispose()
+
+    assert [(row.expires_at - row.created_at, row.revoked_at) for row in rows] == [(timedelta(days=1), None)] * 2
+    assert rows[0].expires_at == datetime(2030, 1, 15, 12, 0, 0, 123456, tzinfo=UTC)  # microseconds kept
+    # 23 h 59 min 59.88 s and 1 h old at the FakeClock's start; then the older one's day is up.
+    assert answers == [200, 200, (401, "token_expired")]

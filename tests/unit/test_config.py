@@ -33,6 +33,17 @@ def test_a_payment_timeout_past_about_a_hundred_years_is_refused(raw):
         settings(PAYMENT_TIMEOUT_MINUTES=raw)
 
 
+def test_a_token_lives_a_day_unless_configured_otherwise_fractions_of_a_minute_included():
+    assert settings()["TOKEN_TTL_MINUTES"] == 1440
+    assert settings(TOKEN_TTL_MINUTES="0.5")["TOKEN_TTL_MINUTES"] == 0.5
+
+
+@pytest.mark.parametrize("raw", ["0", "-5", "abc", "", "nan", "inf", str(MAX_MINUTES + 1)])
+def test_a_token_lifetime_that_is_not_a_positive_number_of_minutes_up_to_about_a_hundred_years_is_refused(raw):
+    with pytest.raises(ConfigError, match="TOKEN_TTL_MINUTES must be"):
+        settings(TOKEN_TTL_MINUTES=raw)
+
+
 def test_a_login_failure_window_past_about_a_hundred_years_is_refused():
     with pytest.raises(ConfigError, match=f"LOGIN_FAILURE_WINDOW_MINUTES must be at most {MAX_MINUTES}"):
         settings(LOGIN_FAILURE_WINDOW_MINUTES="1e10")
