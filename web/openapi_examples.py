@@ -31,6 +31,7 @@ ORDER = "order_Kx3Qp8Lm2Vb7Rz"
 TOKEN = "pV3m9Xk2Qe7Lr4Tn8Yb1Hc6Ws5Jd0Gf-Ua2Zo7Ni3E"
 STARTED = datetime(2025, 7, 20, 3, 30, tzinfo=UTC)
 PAID = STARTED + timedelta(minutes=2)
+TOKEN_EXPIRES = STARTED + timedelta(minutes=1440)  # TOKEN_TTL_MINUTES' default
 SIGNATURE = hmac.new(DEV_GATEWAY_SECRET.encode(), f"{ORDER}|pay_demo_1".encode(), hashlib.sha256).hexdigest()
 
 # ---- request bodies --------------------------------------------------------------------------------------------
@@ -96,8 +97,9 @@ _FREE = deletion_info(CartStatus.ACTIVE, [PaymentTiming(PaymentStatus.CANCELLED,
 _CLEANED = out.AutoCleanup.of(1, TIMEOUT_MINUTES)
 
 ANSWERS = {
-    out.Registered: out.Registered(user_id=USER_ID, email="asha@example.com", token=TOKEN),
-    out.Token: out.Token(token=TOKEN),
+    out.Registered: out.Registered(user_id=USER_ID, email="asha@example.com", token=TOKEN,
+                                   expires_at=TOKEN_EXPIRES),
+    out.Token: out.Token(token=TOKEN, expires_at=TOKEN_EXPIRES),
     out.ServiceOut: _SERVICE,
     out.CartOut: _cart(),
     out.PaymentOut: _payment(PaymentStatus.PENDING),
