@@ -7,7 +7,7 @@ import click
 from flask import Flask, current_app
 
 from web import reconciliation, refund_job
-from web.cleanup_cli import positive_number
+from web.cli_options import positive_number
 from web.config import MAX_MINUTES
 
 SEND_ACTOR = "cli:send-refunds"

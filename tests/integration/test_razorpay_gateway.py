@@ -394,7 +394,7 @@ def test_a_late_capture_is_refunded_by_razorpay_with_razorpays_refund_id(app, cl
 
 
 def test_a_refund_whose_answer_was_lost_is_adopted_by_the_next_run_not_sent_again(app, client, clock, sandbox):
-    paid = late_capture(app, client, sandbox)
+    late_capture(app, client, sandbox)
     sandbox.fail_next("lost_answer", operation="refund")
 
     assert send_refunds(app) == "Sent 1 refunds: 0 succeeded, 0 failed, 1 to retry"

@@ -398,7 +398,6 @@ def check_money(world: World, pid: str, outcome: Outcome) -> None:
 
 
 def check_guarantee(world: World) -> None:
-    delivered = {c.pid for c in world.captures if c.delivered}
     for pid, outcome in outcomes(world).items():
         payment = outcome.payment
         booked = len(outcome.success) == 1 and len(outcome.bookings) == 1
