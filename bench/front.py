@@ -1,12 +1,15 @@
-"""Which front slow clients cannot stall: confirm throughput and /healthz under 50 slow clients, per candidate.
+"""The serving set-up, chosen by measurement: baseline and confirm per candidate and connection count,
+and whether slow clients stall it (/healthz under 50 of them).
 
-    python -m bench.front --seconds 5                       # every candidate found on this machine
-    python -m bench.front --only nginx,sync --seconds 5
+    python -m bench.front --seconds 5                       # every candidate, at 1, 8 and 32 connections
+    python -m bench.front --only nginx,nginx-granian --connections 8
     GRANIAN=/path/to/granian python -m bench.front ...      # granian from a virtualenv of its own
 
 Each candidate serves the same app (the bench app, 3 workers) on one fresh PostgreSQL database;
-wrk drives confirms at 8 connections, then 50 loopback clients that never finish their request
-(idle, a header byte a second, a body byte a second) are held open while /healthz is timed.
+wrk drives the bare baseline and confirms at each connection count, then 50 loopback clients that
+never finish their request (idle, a header byte a second, a body byte a second) are held open
+while /healthz is timed. A faster server raises the baseline too: compare confirm itself across
+candidates, confirm/baseline only within one.
 """
 
 import argparse
@@ -23,7 +26,8 @@ import urllib.request
 from pathlib import Path
 
 from bench.seed import confirms_needed, seed
-from bench.stack import BIN, ROOT, SECRET, Database, checkout_env, free_port, need, run_wrk, stop_cleanly_on_sigterm
+from bench.stack import (BIN, ROOT, SECRET, Database, checkout_env, cpu_check_ms, free_port, need, run_wrk,
+                         stop_cleanly_on_sigterm)
 from deploy import nginx_config
 
 WORKERS = 3
@@ -81,8 +85,12 @@ def start_gthread(procs, env):
     return gunicorn(procs, env, "--worker-class", "gthread", "--threads", "4")
 
 
-def start_nginx(procs, env):
-    upstream = gunicorn(procs, env, "--worker-class", "sync")
+def nginx_before(start_upstream):
+    """nginx (deploy/nginx.conf) in front of the server `start_upstream` starts."""
+    return lambda procs, env: start_nginx(procs, env, start_upstream(procs, env))
+
+
+def start_nginx(procs, env, upstream):
     runtime = Path(tempfile.mkdtemp(prefix="front-nginx-"))
     runtime.chmod(0o755)  # nginx's workers run as nobody when started by root
     listen = f"127.0.0.1:{free_port()}"
@@ -96,17 +104,20 @@ def start_nginx(procs, env):
 def start_granian(procs, env):
     port = free_port()
     procs.start("granian", [os.environ.get("GRANIAN", "granian"), "--interface", "wsgi", "--host", "127.0.0.1",
-                            "--port", str(port), "--workers", str(WORKERS), "--factory",
+                            "--port", str(port), "--workers", str(WORKERS), "--blocking-threads", "1", "--factory",
                             "bench_app:create_bench_app"], env)
     return f"127.0.0.1:{port}"
 
 
 CANDIDATES = {  # name: (description, start)
     "sync": ("gunicorn, 3 sync workers, no front", start_sync),
-    "nginx": ("nginx (deploy/nginx.conf) + gunicorn, 3 sync workers", start_nginx),
-    "gthread": ("gunicorn, 3 gthread workers x 4 threads", start_gthread),
-    "granian": ("granian WSGI, 3 workers", start_granian),
+    "gthread": ("gunicorn, 3 gthread workers x 4 threads, no front", start_gthread),
+    "granian": ("granian WSGI, 3 workers, no front", start_granian),
+    "nginx": ("nginx + gunicorn, 3 sync workers", nginx_before(start_sync)),
+    "nginx-gthread": ("nginx + gunicorn, 3 gthread workers x 4 threads", nginx_before(start_gthread)),
+    "nginx-granian": ("nginx + granian WSGI, 3 workers", nginx_before(start_granian)),
 }
+SCENARIOS = ("baseline", "confirm")
 
 
 def hold_slow_clients(address: str, count: int, stop: threading.Event) -> list[threading.Thread]:
@@ -160,8 +171,10 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seconds", type=float, default=5, help="length of each wrk run")
     parser.add_argument("--only", help=f"comma-separated candidates (default: all of {','.join(CANDIDATES)})")
+    parser.add_argument("--connections", default="1,8,32", help="comma-separated connection counts")
     args = parser.parse_args(argv)
     chosen = args.only.split(",") if args.only else list(CANDIDATES)
+    levels = [int(c) for c in args.connections.split(",")]
     need("wrk", "apt-get install wrk")
     stop_cleanly_on_sigterm()
     workdir = Path(tempfile.mkdtemp(prefix="bench-front-"))
@@ -170,7 +183,8 @@ def main(argv=None) -> int:
     try:
         db.migrate()
         seeded = seed(db.url, workdir, gateway_secret=SECRET,
-                      confirm_slices={f"confirm_{name}": confirms_needed(1000, args.seconds) for name in chosen},
+                      confirm_slices={f"confirm_{name}_{c}": confirms_needed(1000, args.seconds)
+                                      for name in chosen for c in levels},
                       create_carts=10, delete_carts=10)
         env = checkout_env(ROOT, db.url)
         for name in chosen:
@@ -178,22 +192,31 @@ def main(argv=None) -> int:
             try:
                 address = CANDIDATES[name][1](procs, env)
                 procs.wait_for(f"http://{address}")
-                confirm = run_wrk(f"http://{address}", seeded.files[f"confirm_{name}"], 8, args.seconds, 200,
-                                  seeded.token)
-                rows.append((name, confirm, healthz_under_slow_clients(address)))
+                measured = {(scenario, c): run_wrk(f"http://{address}", seeded.files[
+                    f"confirm_{name}_{c}" if scenario == "confirm" else scenario], c, args.seconds, 200, seeded.token)
+                    for scenario in SCENARIOS for c in levels}
+                rows.append((name, measured, healthz_under_slow_clients(address)))
             finally:
                 procs.stop()
     finally:
         db.drop()
         shutil.rmtree(workdir, ignore_errors=True)
-    print(f"\nconfirm at 8 connections ({args.seconds:g} s, wrk); /healthz while {SLOW_CLIENTS} slow clients are "
-          f"held ({HEALTHZ_SAMPLES} samples, {HEALTHZ_TIMEOUT_SECONDS:g} s timeout)\n")
-    print("| front | confirm req/s | p50 ms | p99 ms | errors | /healthz p50 ms | /healthz max ms | timed out |")
-    print("|---|---:|---:|---:|---:|---:|---:|---:|")
-    for name, c, h in rows:
+    print(f"\nPostgreSQL, {WORKERS} workers, wrk {args.seconds:g} s per row, {os.cpu_count()} CPUs; CPU check "
+          f"{cpu_check_ms():.0f} ms (a fixed Python loop; lower is faster)\n")
+    print("| set-up | endpoint | conns | req/s | p50 ms | p99 ms | errors |")
+    print("|---|---|---:|---:|---:|---:|---:|")
+    for name, measured, _ in rows:
+        for (scenario, c), r in measured.items():
+            print(f"| {CANDIDATES[name][0]} | {scenario} | {c} | {r['rps']:.0f} | {r['p50_us'] / 1000:.2f} | "
+                  f"{r['p99_us'] / 1000:.2f} | {r['errors']} |")
+    print(f"\n/healthz while {SLOW_CLIENTS} slow clients are held ({HEALTHZ_SAMPLES} samples, "
+          f"{HEALTHZ_TIMEOUT_SECONDS:g} s timeout)\n")
+    print("| set-up | /healthz p50 ms | /healthz max ms | timed out |")
+    print("|---|---:|---:|---:|")
+    for name, _, h in rows:
         fmt = lambda v: "-" if v is None else f"{v:.1f}"  # noqa: E731
-        print(f"| {CANDIDATES[name][0]} | {c['rps']:.0f} | {c['p50_us'] / 1000:.2f} | {c['p99_us'] / 1000:.2f} | "
-              f"{c['errors']} | {fmt(h['p50_ms'])} | {fmt(h['max_ms'])} | {h['failures']}/{HEALTHZ_SAMPLES} |")
+        print(f"| {CANDIDATES[name][0]} | {fmt(h['p50_ms'])} | {fmt(h['max_ms'])} | "
+              f"{h['failures']}/{HEALTHZ_SAMPLES} |")
     return 0
 
 

@@ -30,7 +30,9 @@ from bench import peers
 from bench.seed import confirms_needed, seed
 from bench.stack import ROOT, SECRET, Database, Server, cpu_check_ms, run_wrk
 
-SCENARIOS = [("baseline", 200), ("confirm", 200)]  # name, expected status
+SCENARIOS = [("baseline", 200), ("confirm", 200)]  # name, expected status: every server answers these
+# Only this service answers these (ours and *before*): the peers implement the confirm alone.
+SERVICE_SCENARIOS = SCENARIOS + [("deletion_status", 200)]
 OURS = "ours"
 
 
@@ -41,11 +43,13 @@ class Contender:
     label: str
     database: Database
     server: Server
+    scenarios: list[tuple[str, int]]
     rounds: list[dict[tuple[str, int], dict]] = field(default_factory=list)
 
 
 @contextmanager
-def served(label: str, key: str, args, workdir: Path, *, schema_from: Path = ROOT, **server_options):
+def served(label: str, key: str, args, workdir: Path, *, schema_from: Path = ROOT,
+           scenarios: list[tuple[str, int]] = SCENARIOS, **server_options):
     """A fresh database migrated by `schema_from`'s own code, and a server on it that confirms correctly."""
     started = time.monotonic()
     database = Database(args.sqlite, workdir, name=f"bench_{os.getpid()}_{key}")
@@ -53,7 +57,7 @@ def served(label: str, key: str, args, workdir: Path, *, schema_from: Path = ROO
     try:
         database.migrate(schema_from)
         server = Server(database.url, args.workers, workdir / f"gunicorn-{key}.log", **server_options)
-        contender = Contender(label, database, server)
+        contender = Contender(label, database, server, scenarios)
         check_confirm(contender, workdir / f"check-{key}")
         print(f"{label}: migrated, serving and checked in {time.monotonic() - started:.1f} s", file=sys.stderr)
         yield contender
@@ -94,10 +98,11 @@ def check_confirm(contender: Contender, out_dir: Path) -> None:
 def measure_round(contender: Contender, levels: list[int], args, out_dir: Path) -> dict[tuple[str, int], dict]:
     """Seed fresh payments for this round, then run every scenario at every connection count."""
     started = time.monotonic()
-    seeded = seed(contender.database.url, out_dir, gateway_secret=SECRET, create_carts=0, delete_carts=0,
+    seeded = seed(contender.database.url, out_dir, gateway_secret=SECRET, create_carts=0,
+                  delete_carts=500 if ("deletion_status", 200) in contender.scenarios else 0,
                   confirm_slices={f"confirm_c{c}": confirms_needed(args.rate, args.seconds) for c in levels})
     results = {}
-    for name, expected in SCENARIOS:
+    for name, expected in contender.scenarios:
         for c in levels:
             request_file = seeded.files[f"confirm_c{c}" if name == "confirm" else name]
             result = run_wrk(contender.server.base, request_file, c, args.seconds, expected, seeded.token)
@@ -114,7 +119,7 @@ def compare(args, levels: list[int]) -> int:
     workdir = Path(tempfile.mkdtemp(prefix="bench-sbs-"))
     try:
         with ExitStack() as stack:
-            contenders = [stack.enter_context(served(OURS, "ours", args, workdir))]
+            contenders = [stack.enter_context(served(OURS, "ours", args, workdir, scenarios=SERVICE_SCENARIOS))]
             contenders += [stack.enter_context(peers.served(name, args, workdir)) for name in args.peers]
             for n in range(args.rounds):
                 for contender in contenders if n % 2 == 0 else reversed(contenders):
@@ -148,15 +153,15 @@ def table_row(contender: Contender, scenario: str, c: int) -> str:
             f"{sum(r['errors'] for r in by_round)} | {rps_by_round} |")
 
 
-def beside_ours(ours: Contender, peer: Contender, c: int) -> str:
-    """One peer's confirm beside ours: each median, and ours over theirs."""
+def beside_ours(ours: Contender, peer: Contender, scenario: str, c: int) -> str:
+    """One peer's `scenario` beside ours: each median, and ours over theirs."""
     cells = []
     for key, scale, digits in (("rps", 1, 0), ("p50_us", 1000, 2), ("p99_us", 1000, 2)):
-        theirs, mine = median_of(peer, "confirm", c, key), median_of(ours, "confirm", c, key)
+        theirs, mine = median_of(peer, scenario, c, key), median_of(ours, scenario, c, key)
         cells.append(f"{theirs / scale:.{digits}f} | {mine / scale:.{digits}f} | {mine / theirs:.2f}")
-    by_round = ", ".join(f"{o[('confirm', c)]['rps'] / p[('confirm', c)]['rps']:.2f}"
+    by_round = ", ".join(f"{o[(scenario, c)]['rps'] / p[(scenario, c)]['rps']:.2f}"
                          for o, p in zip(ours.rounds, peer.rounds))
-    return f"| {peer.label} | {c} | {' | '.join(cells)} | {by_round} |"
+    return f"| {peer.label} | {scenario} | {c} | {' | '.join(cells)} | {by_round} |"
 
 
 def print_report(args, levels: list[int], contenders: list[Contender], cpu_ms: float) -> None:
@@ -170,20 +175,21 @@ def print_report(args, levels: list[int], contenders: list[Contender], cpu_ms: f
     print("| server | endpoint | conns | req/s | p50 ms | p99 ms | errors | req/s by round |")
     print("|---|---|---:|---:|---:|---:|---:|---|")
     for contender in contenders:
-        for scenario, _ in SCENARIOS:
+        for scenario, _ in contender.scenarios:
             for c in levels:
                 print(table_row(contender, scenario, c))
     print()
     for c in levels:
         shares = ", ".join(f"{contender.label} {confirm_share(contender, c):.1%}" for contender in contenders)
         print(f"confirm/baseline at {connections(c)}: {shares}")
-    print("\nconfirm, each peer beside ours (ours/theirs: above 1 for req/s, below 1 for p50 and p99, is ours "
-          "better)\n")
-    print("| peer | conns | req/s | ours | ours/theirs | p50 ms | ours | ours/theirs | p99 ms | ours | ours/theirs "
-          "| req/s ours/theirs by round |")
-    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|")
+    print("\neach peer beside ours (ours/theirs: above 1 for req/s, below 1 for p50 and p99, is ours better)\n")
+    print("| peer | endpoint | conns | req/s | ours | ours/theirs | p50 ms | ours | ours/theirs | p99 ms | ours "
+          "| ours/theirs | req/s ours/theirs by round |")
+    print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|")
     for peer in others:
-        for c in levels:
-            print(beside_ours(ours, peer, c))
+        for scenario, _ in peer.scenarios:
+            if scenario != "baseline":
+                for c in levels:
+                    print(beside_ours(ours, peer, scenario, c))
     print("\nCompare only ratios measured within one run, as these: the machine's speed drifts between runs "
           "(see the CPU check), so absolute numbers from different runs do not compare.")

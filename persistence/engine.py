@@ -1,8 +1,10 @@
-"""Engine options per database, so both behave under concurrent requests."""
+"""Engine options per database, so both behave under concurrent requests; how reads and writes begin."""
 
 from sqlalchemy import Engine, event
 from sqlalchemy.engine import make_url
+from sqlalchemy.orm import ORMExecuteState
 
+from persistence.db import db
 from persistence.sqlite_writers import WriterQueue, release_after_commit_and_rollback
 from persistence.uow import in_unit_of_work
 
@@ -56,3 +58,22 @@ def _sqlite_begin(connection, writers: WriterQueue | None) -> None:
         if writers is not None:
             writers.leave()
         raise
+
+
+def read_without_transaction(state: ORMExecuteState) -> None:
+    """PostgreSQL: a read outside a unit of work runs in autocommit, statement by statement.
+
+    Under READ COMMITTED every statement takes its own snapshot, in a transaction or not, so a
+    transaction around reads guarantees nothing more; it costs a BEGIN and a ROLLBACK per request,
+    and the ROLLBACK makes psycopg drop its prepared statements (DEALLOCATE ALL). Units of work
+    keep their one transaction: this only applies when none is open and none is starting. SQLite
+    keeps its deferred read transaction (its begin hook above), which WAL needs for a snapshot.
+    """
+    session = state.session
+    if in_unit_of_work() or session.get_transaction() is not None:
+        return
+    if session.get_bind().dialect.name == "postgresql":
+        session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
+
+
+event.listen(db.session, "do_orm_execute", read_without_transaction)

@@ -5,7 +5,7 @@ served with its own gunicorn.conf.py but the same workers and worker class as ou
 """
 
 from bench.checkout import export, resolve
-from bench.side_by_side import served as serve_checkout
+from bench.side_by_side import SERVICE_SCENARIOS, served as serve_checkout
 
 # main when the peers came in (issue 15): every later change is measured against where it started.
 DEFAULT_COMMIT = "9b1caf7"
@@ -25,4 +25,5 @@ def describe(args) -> str:
 
 def served(args, workdir):
     tree = export(resolve(commit(args)), workdir / "before")
-    return serve_checkout(label(args), "before", args, workdir, schema_from=tree, checkout=tree)
+    return serve_checkout(label(args), "before", args, workdir, schema_from=tree, checkout=tree,
+                          scenarios=SERVICE_SCENARIOS)

@@ -31,9 +31,11 @@ pytestmark = pytest.mark.e2e
 ROOT = Path(__file__).resolve().parents[2]
 TIMEOUT_SECONDS = 300
 ROW = re.compile(r"^\| (?P<name>[a-z_ ()0-9]+) \| (?P<conns>\d+) \| (?P<rps>\d+) \|.* \| (?P<errors>\d+) \|$", re.M)
-SIDE_BY_SIDE_ROW = re.compile(r"^\| (?P<server>[^|]+) \| (?P<name>baseline|confirm) \| (?P<conns>\d+) \| "
+SIDE_BY_SIDE_ROW = re.compile(r"^\| (?P<server>[^|]+) \| (?P<name>baseline|confirm|deletion_status) \| "
+                              r"(?P<conns>\d+) \| "
                               r"(?P<rps>\d+) \|.* \| (?P<errors>\d+) \| (?P<by_round>[\d, ]+) \|$", re.M)
-BESIDE_OURS_ROW = re.compile(r"^\| (?P<peer>[^|]+) \| (?P<conns>\d+) \| (?P<cells>(?:[\d.]+ \| ){9})"
+BESIDE_OURS_ROW = re.compile(r"^\| (?P<peer>[^|]+) \| (?P<name>confirm|deletion_status) \| (?P<conns>\d+) \| "
+                             r"(?P<cells>(?:[\d.]+ \| ){9})"
                              r"(?P<by_round>[\d., ]+) \|$", re.M)
 
 
@@ -99,13 +101,16 @@ def test_make_bench_smoke_with_peers_measures_each_beside_ours_in_alternating_ro
     servers = {row["server"] for row in rows}
     before = next(name for name in servers if name.startswith("before "))
     assert servers == {"ours", "naive", "seed", before}, output
+    # deletion_status is this service's own endpoint: measured on ours and *before* only.
     assert sorted((row["server"], row["name"], row["conns"]) for row in rows) == sorted(
-        (name, scenario, "2") for name in servers for scenario in ("baseline", "confirm")), output
+        [(name, scenario, "2") for name in servers for scenario in ("baseline", "confirm")]
+        + [(name, "deletion_status", "2") for name in ("ours", before)]), output
     for row in rows:
         assert int(row["rps"]) > 0 and row["errors"] == "0", (row.group(0), output)
         assert len(row["by_round"].split(", ")) == 2, (row.group(0), output)
-    beside = {row["peer"]: row for row in BESIDE_OURS_ROW.finditer(output)}
-    assert set(beside) == {"naive", "seed", before}, output
+    beside = {(row["peer"], row["name"]): row for row in BESIDE_OURS_ROW.finditer(output)}
+    assert set(beside) == {("naive", "confirm"), ("seed", "confirm"), (before, "confirm"),
+                           (before, "deletion_status")}, output
     for row in beside.values():
         assert len(row["by_round"].split(", ")) == 2, (row.group(0), output)
 
@@ -137,7 +142,8 @@ def test_the_peers_benchmark_stops_at_a_server_that_answers_a_valid_confirm_wron
     threading.Thread(target=stub.serve_forever, daemon=True).start()
     try:
         database.migrate()
-        broken = Contender("broken", database, SimpleNamespace(base=f"http://127.0.0.1:{stub.server_port}"))
+        broken = Contender("broken", database, SimpleNamespace(base=f"http://127.0.0.1:{stub.server_port}"),
+                             scenarios=[])
         with pytest.raises(SystemExit, match=rf"broken answered a valid confirm wrongly: {status} .*"
                                              r"\('PENDING', 'ACTIVE', 0\), expected \('SUCCESS', 'CONVERTED', 1\)"):
             check_confirm(broken, tmp_path / "check")

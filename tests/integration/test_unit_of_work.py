@@ -4,12 +4,14 @@ import uuid
 from decimal import Decimal
 
 import pytest
+from sqlalchemy import select
 
 from persistence.db import db
 from persistence.models import Cart, Service
 from persistence.uow import unit_of_work
 from persistence.writer import CART, transition
 from tests.builders import make_cart, register
+from tests.conftest import requires_postgres
 from tests.integration.support import cart_row, count, history_rows
 
 
@@ -62,3 +64,26 @@ def test_a_unit_refuses_to_start_over_changes_made_outside_any_unit(app):
         db.session.rollback()
 
     assert count(app, Cart) == 0 and count(app, Service) == 0
+
+
+def _transaction_status(session):
+    return session.connection().connection.dbapi_connection.info.transaction_status
+
+
+@requires_postgres
+def test_reads_outside_a_unit_of_work_hold_no_transaction_open_and_a_unit_runs_in_one(app):
+    from psycopg.pq import TransactionStatus
+
+    with app.app_context():
+        db.session.execute(select(Service.id)).all()
+        # Autocommit: nothing stays open between reads, so a connection waiting on a slow gateway
+        # is never "idle in transaction", and no BEGIN/ROLLBACK is sent around a read.
+        assert _transaction_status(db.session) == TransactionStatus.IDLE
+        with unit_of_work() as uow:
+            uow.session.add(_service(app))
+            uow.session.flush()
+            assert _transaction_status(uow.session) == TransactionStatus.INTRANS
+        # Left without commit: rolled back, as in any transaction.
+        db.session.execute(select(Service.id)).all()
+        assert _transaction_status(db.session) == TransactionStatus.IDLE
+    assert count(app, Service) == 0
