@@ -19,8 +19,11 @@ class TokenState(enum.Enum):
 
 
 def expires_at(issued_at: datetime, ttl_minutes: float) -> datetime:
-    """When a token issued at `issued_at` stops working."""
-    return issued_at + timedelta(minutes=ttl_minutes)
+    """When a token issued at `issued_at` stops working: `ttl_minutes` later, rounded up to the millisecond."""
+    exact = issued_at + timedelta(minutes=ttl_minutes)
+    # Answers give times to the millisecond (SPEC §2): kept at that precision, the `expires_at` a client
+    # is told is the very instant the token stops working. Rounded up, so it never works less than the TTL.
+    return exact + timedelta(microseconds=-exact.microsecond % 1000)
 
 
 def state(expires: datetime, revoked_at: datetime | None, now: datetime) -> TokenState:

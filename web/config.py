@@ -8,7 +8,7 @@ that names the setting and says what it must be (the field's description).
 
 import os
 from collections.abc import Callable, Mapping
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -63,8 +63,19 @@ def _span(longest: int, unit: str):
     return Field(gt=0, le=longest, allow_inf_nan=False, description=f"a positive number of {unit}")
 
 
-Minutes = Annotated[float, _span(MAX_MINUTES, "minutes")]
-Seconds = Annotated[float, _span(MAX_SECONDS, "seconds")]
+def _some_time(unit: str):
+    """Refuse a span too small to be any time at all (1e-300): as a timedelta it is 0, and would act as 0."""
+
+    def check(value: float) -> float:
+        if not timedelta(**{unit: value}):
+            raise ValueError("shorter than a microsecond")
+        return value
+
+    return AfterValidator(check)
+
+
+Minutes = Annotated[float, _span(MAX_MINUTES, "minutes"), _some_time("minutes")]
+Seconds = Annotated[float, _span(MAX_SECONDS, "seconds"), _some_time("seconds")]
 Count = Annotated[int, Field(ge=1, description="a positive whole number")]
 
 

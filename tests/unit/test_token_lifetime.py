@@ -14,6 +14,12 @@ def test_a_token_expires_ttl_minutes_after_it_was_issued_fractions_included():
     assert expires_at(ISSUED, 0.5) == ISSUED + timedelta(seconds=30)
 
 
+def test_an_expiry_is_rounded_up_to_the_millisecond_the_answers_give_it_in():
+    assert expires_at(ISSUED + timedelta(microseconds=250500), 1440) == EXPIRES + timedelta(milliseconds=251)
+    assert expires_at(ISSUED + timedelta(microseconds=250000), 1440) == EXPIRES + timedelta(milliseconds=250)
+    assert expires_at(ISSUED, 1 / 60_000_000) == ISSUED + timedelta(milliseconds=1)  # a microsecond's lifetime
+
+
 def test_a_token_is_active_until_a_microsecond_before_its_expiry_and_expired_from_that_instant_on():
     assert state(EXPIRES, None, ISSUED) is TokenState.ACTIVE
     assert state(EXPIRES, None, EXPIRES - MICROSECOND) is TokenState.ACTIVE
