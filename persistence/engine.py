@@ -2,13 +2,14 @@
 
 from sqlalchemy import Engine, event
 from sqlalchemy.engine import make_url
-from sqlalchemy.orm import ORMExecuteState
+from sqlalchemy.orm import ORMExecuteState, Session
 
 from persistence.db import db
 from persistence.sqlite_writers import WriterQueue, release_after_commit_and_rollback
 from persistence.uow import in_unit_of_work
 
 SQLITE_BUSY_TIMEOUT_MS = 5000
+AUTOCOMMIT = "AUTOCOMMIT"
 
 
 def engine_options(url: str) -> dict:
@@ -61,19 +62,32 @@ def _sqlite_begin(connection, writers: WriterQueue | None) -> None:
 
 
 def read_without_transaction(state: ORMExecuteState) -> None:
-    """PostgreSQL: a read outside a unit of work runs in autocommit, statement by statement.
+    """PostgreSQL: reads outside a unit of work run in autocommit, statement by statement.
 
     Under READ COMMITTED every statement takes its own snapshot, in a transaction or not, so a
     transaction around reads guarantees nothing more; it costs a BEGIN and a ROLLBACK per request,
     and the ROLLBACK makes psycopg drop its prepared statements (DEALLOCATE ALL). Units of work
-    keep their one transaction: this only applies when none is open and none is starting. SQLite
-    keeps its deferred read transaction (its begin hook above), which WAL needs for a snapshot.
+    keep their one transaction. A session whose first statement outside a unit of work writes
+    (tests do) keeps an ordinary transaction too; a write after autocommit reads is refused, since
+    it would be saved at once, outside any unit of work. SQLite keeps its deferred read transaction
+    (its begin hook above), which WAL needs for a snapshot.
     """
-    session = state.session
-    if in_unit_of_work() or session.get_transaction() is not None:
+    if in_unit_of_work():
         return
-    if session.get_bind().dialect.name == "postgresql":
-        session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
+    session = state.session
+    writes = state.is_insert or state.is_update or state.is_delete
+    if session.get_transaction() is None:
+        if not writes and session.get_bind().dialect.name == "postgresql":
+            session.connection(execution_options={"isolation_level": AUTOCOMMIT})
+    elif writes:
+        _refuse_autocommit_writes(session)
+
+
+def _refuse_autocommit_writes(session: Session, *_args) -> None:
+    if (not in_unit_of_work() and session.get_transaction() is not None
+            and session.connection().get_execution_options().get("isolation_level") == AUTOCOMMIT):
+        raise RuntimeError("a write outside a unit of work would be saved at once: open one (persistence/uow.py)")
 
 
 event.listen(db.session, "do_orm_execute", read_without_transaction)
+event.listen(db.session, "before_flush", _refuse_autocommit_writes)

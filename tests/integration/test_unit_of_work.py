@@ -4,7 +4,7 @@ import uuid
 from decimal import Decimal
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import insert, select
 
 from persistence.db import db
 from persistence.models import Cart, Service
@@ -86,4 +86,21 @@ def test_reads_outside_a_unit_of_work_hold_no_transaction_open_and_a_unit_runs_i
         # Left without commit: rolled back, as in any transaction.
         db.session.execute(select(Service.id)).all()
         assert _transaction_status(db.session) == TransactionStatus.IDLE
+    assert count(app, Service) == 0
+
+
+@requires_postgres
+@pytest.mark.parametrize("how", ["statement", "flush"])
+def test_a_write_after_autocommit_reads_outside_a_unit_of_work_is_refused_and_saves_nothing(app, how):
+    with app.app_context():
+        db.session.execute(select(Service.id)).all()
+        with pytest.raises(RuntimeError, match="outside a unit of work"):
+            if how == "flush":
+                db.session.add(_service(app))
+                db.session.flush()
+            else:
+                db.session.execute(insert(Service).values(
+                    id=str(uuid.uuid4()), name="Massage", price=Decimal("10.00"), duration_minutes=30,
+                    created_at=app.config["CLOCK"]()))
+        db.session.rollback()
     assert count(app, Service) == 0

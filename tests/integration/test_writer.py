@@ -8,6 +8,7 @@ from sqlalchemy import func, select
 from machines import InvalidTransition
 from persistence.db import db
 from persistence.models import Cart, Payment, TransitionRecord
+from persistence.uow import unit_of_work
 from persistence.writer import CART, PAYMENT, TransitionConflict, record_refusal, transition, transition_all
 from tests.builders import make_cart, make_payment, register
 
@@ -47,9 +48,8 @@ def test_the_write_is_refused_when_the_row_moved_since_it_was_read(app, cart_id)
         db.session.commit()
         before = _history()
 
-        with pytest.raises(TransitionConflict) as conflict:
-            transition(db.session, CART, cart_id, "convert", observed="ACTIVE", actor="second", now=NOW)
-        db.session.rollback()
+        with unit_of_work() as uow, pytest.raises(TransitionConflict) as conflict:
+            transition(uow.session, CART, cart_id, "convert", observed="ACTIVE", actor="second", now=NOW)
 
         assert (conflict.value.entity, conflict.value.entity_id, conflict.value.trigger) == ("cart", cart_id,
                                                                                            "convert")
@@ -97,9 +97,10 @@ def test_values_are_written_in_the_same_update_and_a_loaded_object_is_kept_in_st
     payment = make_payment(app, client, user, cart["cart_id"])
     with app.app_context():
         loaded = db.session.get(Payment, payment["transaction_id"])
-        transition(db.session, PAYMENT, loaded.transaction_id, "succeed", observed="PENDING", actor="x", now=NOW,
-                   facts={"verified": True}, values={"provider_payment_id": "pay_w"}, loaded=loaded)
-        db.session.commit()
+        with unit_of_work() as uow:
+            transition(uow.session, PAYMENT, loaded.transaction_id, "succeed", observed="PENDING", actor="x",
+                       now=NOW, facts={"verified": True}, values={"provider_payment_id": "pay_w"}, loaded=loaded)
+            uow.commit()
         assert (loaded.status, loaded.provider_payment_id, loaded.updated_at) == ("SUCCESS", "pay_w", NOW)
         fresh = db.session.get(Payment, payment["transaction_id"], populate_existing=True)
         assert (fresh.status, fresh.provider_payment_id, fresh.updated_at) == ("SUCCESS", "pay_w", NOW)
@@ -125,9 +126,10 @@ def test_a_bulk_transition_moves_only_rows_in_a_source_state_and_records_one_row
     client.post(f"/api/payments/{closed}/cancel/", headers=user["headers"])
     with app.app_context():
         before = len(_history())
-        moved = transition_all(db.session, PAYMENT, "timeout", Payment.cart_id == cart["cart_id"], actor="sweep",
-                               now=NOW)
-        db.session.commit()
+        with unit_of_work() as uow:
+            moved = transition_all(uow.session, PAYMENT, "timeout", Payment.cart_id == cart["cart_id"],
+                                   actor="sweep", now=NOW)
+            uow.commit()
 
         assert sorted(m.entity_id for m in moved) == sorted([open_one, open_two])
         assert {(m.from_state, m.to_state, m.trigger) for m in moved} == {("PENDING", "CANCELLED", "timeout")}
@@ -156,9 +158,10 @@ def test_a_bulk_transition_respects_its_limit(app, client):
         make_payment(app, client, user, cart["cart_id"])
     with app.app_context():
         before = len(_history())
-        moved = transition_all(db.session, PAYMENT, "timeout", Payment.cart_id == cart["cart_id"], actor="sweep",
-                               now=NOW, limit=2)
-        db.session.commit()
+        with unit_of_work() as uow:
+            moved = transition_all(uow.session, PAYMENT, "timeout", Payment.cart_id == cart["cart_id"],
+                                   actor="sweep", now=NOW, limit=2)
+            uow.commit()
 
         assert len(moved) == 2
         assert len(_history()) - before == 2
@@ -170,9 +173,10 @@ def test_a_recorded_refusal_is_kept_as_not_accepted_and_moves_nothing(app, clien
     payment = make_payment(app, client, user)["transaction_id"]
     with app.app_context():
         before = len(_history())
-        record_refusal(db.session, PAYMENT, payment, "succeed", from_state="CANCELLED", to_state="SUCCESS",
-                       actor="x", now=NOW, detail={"provider_payment_id": "pay_r"})
-        db.session.commit()
+        with unit_of_work() as uow:
+            record_refusal(uow.session, PAYMENT, payment, "succeed", from_state="CANCELLED", to_state="SUCCESS",
+                           actor="x", now=NOW, detail={"provider_payment_id": "pay_r"})
+            uow.commit()
 
         assert _history()[before:] == [("payment", payment, "CANCELLED", "SUCCESS", "succeed", "x", NOW, False)]
         assert _status(Payment, payment) == "PENDING"
@@ -183,8 +187,8 @@ def test_a_rolled_back_refusal_leaves_no_history(app, client):
     payment = make_payment(app, client, user)["transaction_id"]
     with app.app_context():
         before = _history()
-        record_refusal(db.session, PAYMENT, payment, "succeed", from_state="CANCELLED", to_state="SUCCESS",
-                       actor="x", now=NOW)
-        db.session.rollback()
+        with unit_of_work() as uow:  # left without commit
+            record_refusal(uow.session, PAYMENT, payment, "succeed", from_state="CANCELLED", to_state="SUCCESS",
+                           actor="x", now=NOW)
 
         assert _history() == before
