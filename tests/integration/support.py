@@ -90,9 +90,11 @@ def delete_cart_directly(app, cart_id: str) -> None:
 def set_service_price(app, service_id: str, price: str) -> None:
     from persistence.models import Service
 
-    with app.app_context():
-        db.session.get(Service, service_id).price = Decimal(price)
-        db.session.commit()
+    from persistence.uow import unit_of_work
+
+    with app.app_context(), unit_of_work() as uow:
+        uow.session.get(Service, service_id).price = Decimal(price)
+        uow.commit()
 
 
 def make_booking(app, client, user: dict | None = None, **cart_options) -> dict:
