@@ -90,8 +90,6 @@ def delete_cart_directly(app, cart_id: str) -> None:
 def set_service_price(app, service_id: str, price: str) -> None:
     from persistence.models import Service
 
-    from persistence.uow import unit_of_work
-
     with app.app_context(), unit_of_work() as uow:
         uow.session.get(Service, service_id).price = Decimal(price)
         uow.commit()
