@@ -6,10 +6,12 @@ persistence/deletion.py). Stale is machines/deletion_policy.py's rule. On
 PostgreSQL the writer takes the rows with FOR UPDATE SKIP LOCKED, so
 concurrent sweepers pass over each other's rows and each payment is moved
 (and recorded) once. The sweep locks payment rows only and never waits for a
-lock, so it cannot deadlock with the cart-first order.
+lock, so it cannot deadlock with the cart-first order. It yields to live
+traffic by resting between batches, for a time measured from each batch.
 """
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -27,6 +29,12 @@ BATCH_SIZE = 500
 # long at the speed the last one ran: large batches on a fast, idle database, small ones under load.
 HOLD_TARGET_S = 0.035
 MIN_BATCH, MAX_BATCH = 50, 5000
+# The share of wall time the sweep may spend in its batches: after each one it rests in proportion to
+# how long that one took (`rest_after`), so live confirms get the database and the CPU in between,
+# however fast or slow the batches run. Half: a paced sweep takes twice as long as one at full speed,
+# and a lower share would stretch it further past the 5 minutes a million stale payments may take
+# (bench.sweep --share; README, "The sweep", has what was measured and what was not met).
+BUSY_SHARE = 0.5
 SWEEP_ACTOR = "scheduler:stale-payment-sweep"
 
 
@@ -74,23 +82,30 @@ def next_batch_size(size: int, moved: int, held_s: float) -> int:
     return max(MIN_BATCH, min(MAX_BATCH, (size + fitting) // 2))  # half-way there: one slow batch is not a trend
 
 
-def sweep(*, now: datetime, timeout_minutes: float, actor: str = SWEEP_ACTOR,
-          batch_size: int | None = None) -> SweepResult:
-    """Fire `timeout` on every stale open payment, one unit of work per batch.
+def rest_after(busy_s: float, share: float = BUSY_SHARE) -> float:
+    """How long to rest after a batch that took `busy_s`, so that batches fill at most `share` of the time."""
+    return busy_s * (1 - share) / share
 
-    Batches are sized by time (`next_batch_size`) unless `batch_size` fixes them.
+
+def sweep(*, now: datetime, timeout_minutes: float, actor: str = SWEEP_ACTOR, batch_size: int | None = None,
+          share: float = BUSY_SHARE, sleep: Callable[[float], None] = time.sleep,
+          monotonic: Callable[[], float] = time.perf_counter) -> SweepResult:
+    """Fire `timeout` on every stale open payment, one unit of work per batch, resting between batches.
+
+    Batches are sized by time (`next_batch_size`) unless `batch_size` fixes them; after each but the
+    last the sweep rests `rest_after` its hold, so it works at most `share` of the time (1: no rest).
     """
     result = SweepResult()
-    started = time.perf_counter()
+    started = monotonic()
     stale = Payment.created_at <= stale_cutoff(now, timeout_minutes)
     size = batch_size or BATCH_SIZE
     while True:
-        batch_started = time.perf_counter()
+        batch_started = monotonic()
         with unit_of_work() as uow:
             moved = transition_all(uow.session, PAYMENT, "timeout", stale, actor=actor, now=now, limit=size,
                                    skip_locked=True, also_return=("cart_id", "created_at"))
             uow.commit()
-        held = time.perf_counter() - batch_started
+        held = monotonic() - batch_started
         result.cancelled.extend(StalePayment(m.entity_id, *m.also) for m in moved)
         result.batches += 1
         result.batch_holds_s.append(held)
@@ -99,7 +114,8 @@ def sweep(*, now: datetime, timeout_minutes: float, actor: str = SWEEP_ACTOR,
             break
         if batch_size is None:
             size = next_batch_size(size, len(moved), held)
+        sleep(rest_after(held, share))
     result.cancelled.sort(key=lambda p: p.transaction_id)
     result.cancelled.sort(key=lambda p: p.created_at, reverse=True)  # stable: newest first, then by id
-    result.duration_s = time.perf_counter() - started
+    result.duration_s = monotonic() - started
     return result

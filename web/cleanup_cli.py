@@ -35,6 +35,9 @@ def cleanup_old_pending_payments(minutes: float, dry_run: bool, echo=click.echo)
     # Swept first and listed from what this run cancelled: with every worker's scheduler sweeping too,
     # a list read beforehand could name payments another process cancels, and "Found" and
     # "Successfully cancelled" would disagree.
+    # Paced like the scheduler's sweep, not at full speed: the command runs against the live database
+    # (the runbook's cure for a dead scheduler, when the backlog is largest), and customers confirming
+    # now matter more than how soon a payment already past its timeout is cancelled.
     result = sweep(now=now, timeout_minutes=minutes, actor=CLI_ACTOR)
     report_sweep(result)
     _list_found(result.cancelled, now, echo)

@@ -53,6 +53,20 @@ def test_a_sweep_with_an_exact_multiple_of_the_batch_size_ends_on_an_empty_batch
     assert (len(result.cancelled), result.batches) == (4, 3)
 
 
+def test_the_sweep_rests_after_every_batch_but_the_last_in_proportion_to_how_long_it_took(app, client, clock):
+    user = register(client)
+    cart = make_cart(app, client, user)
+    _payments(app, client, user, cart["cart_id"], 5)
+    clock.advance(hours=1)
+    ticks, rests = iter(range(100)), []  # each reading of the clock is one second later: every batch takes 1 s
+
+    result = _run(app, batch_size=2, share=0.25, sleep=rests.append, monotonic=lambda: float(next(ticks)))
+
+    assert result.batches == 3  # 2 + 2 + 1: the short one ends the sweep without a rest
+    assert result.batch_holds_s == [1.0, 1.0, 1.0]
+    assert rests == [3.0, 3.0]
+
+
 def test_the_dry_run_and_the_result_list_the_payments_newest_first_then_by_transaction_id(app, client, clock):
     user = register(client)
     cart = make_cart(app, client, user)
