@@ -10,13 +10,13 @@ it DELETED (or its payment timed out); never both.
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 
 from machines import CartStatus, is_open
 from machines.deletion_policy import DeletionInfo, age_minutes, deletion_info, is_stale
-from persistence import carts, locks
+from persistence import locks
 from persistence.db import db
-from persistence.errors import Conflict
+from persistence.errors import Conflict, NotFound
 from persistence.models import Booking, Cart, Payment
 from persistence.sweep import StalePayment, SweepResult
 from persistence.uow import UnitOfWork, unit_of_work
@@ -56,16 +56,27 @@ def info_of(cart: Cart, payments: list[Payment], *, now: datetime, timeout_minut
     return deletion_info(cart.status, payments, now=now, timeout_minutes=timeout_minutes)
 
 
+# deletion_status in one statement: the caller's cart (no row for anyone else's), each of its payments
+# newest first, and whether that payment bought the booking. Built once with bound values, so SQLAlchemy
+# keeps its compiled form: a customer told to wait polls this.
+_CART_PAYMENTS_AND_BOOKING = (
+    select(Cart, Payment, Booking.id.is_not(None).label("booked"))
+    .outerjoin(Payment, Payment.cart_id == Cart.id)
+    .outerjoin(Booking, Booking.transaction_id == Payment.transaction_id)
+    .where(Cart.id == bindparam("cart_id"), Cart.user_id == bindparam("user_id"))
+    .order_by(Payment.created_at.desc(), Payment.transaction_id))
+
+
 def status(user_id: str, cart_id: str, *, now: datetime, timeout_minutes: float) -> DeletionStatus:
-    """deletion_status: read only."""
-    return _status(carts.find_cart(user_id, cart_id), now=now, timeout_minutes=timeout_minutes)
-
-
-def _status(cart: Cart, *, now: datetime, timeout_minutes: float) -> DeletionStatus:
-    payments = payments_of(cart.id)
-    booked = set(db.session.scalars(select(Booking.transaction_id).where(Booking.cart_id == cart.id)))
-    ages = [PaymentAge(p, age_minutes(p.created_at, now), p.transaction_id in booked) for p in payments]
-    return DeletionStatus(cart, ages, info_of(cart, payments, now=now, timeout_minutes=timeout_minutes))
+    """deletion_status: read only, one statement; NotFound for a cart that is not the caller's."""
+    rows = db.session.execute(_CART_PAYMENTS_AND_BOOKING, {"cart_id": cart_id, "user_id": user_id}).all()
+    if not rows:
+        raise NotFound("cart")
+    cart = rows[0].Cart
+    paid = [row for row in rows if row.Payment is not None]  # a cart without payments is one row of NULLs
+    ages = [PaymentAge(row.Payment, age_minutes(row.Payment.created_at, now), row.booked) for row in paid]
+    return DeletionStatus(cart, ages, info_of(cart, [row.Payment for row in paid], now=now,
+                                              timeout_minutes=timeout_minutes))
 
 
 def _time_out_stale(uow: UnitOfWork, payments: list[Payment], *, now: datetime, timeout_minutes: float,
@@ -88,7 +99,7 @@ def cleanup(user_id: str, cart_id: str, *, now: datetime, timeout_minutes: float
         swept = _time_out_stale(uow, locks.lock_payments_of_cart(cart.id), now=now,
                                 timeout_minutes=timeout_minutes, actor=actor)
         uow.commit()
-    return swept, _status(cart, now=now, timeout_minutes=timeout_minutes)
+    return swept, status(user_id, cart_id, now=now, timeout_minutes=timeout_minutes)
 
 
 def delete(user_id: str, cart_id: str, *, now: datetime, timeout_minutes: float, actor: str) -> SweepResult:
