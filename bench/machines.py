@@ -9,10 +9,9 @@ import os
 import sys
 import timeit
 import uuid
-from datetime import timedelta
 from pathlib import Path
 
-from machines import PAYMENT_MACHINE, PaymentStatus
+from machines import PAYMENT_MACHINE
 
 PLAIN_TABLE = {("PENDING", "succeed"): "SUCCESS"}
 

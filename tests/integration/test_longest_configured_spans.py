@@ -1,6 +1,6 @@
 """The longest spans the configuration accepts (web.config.MAX_MINUTES, about 100 years) are served without a 500."""
 
-from tests.builders import make_cart, make_payment, register
+from tests.builders import make_payment, register
 from tests.integration.support import assert_json_error
 from web.config import MAX_MINUTES
 
